@@ -1,0 +1,41 @@
+"""Backends run chunks somewhere else; each call talks to one through a :class:`Session`.
+
+A session is one call's view of a backend. The scheduler (``_scheduler.py``) submits
+chunks while the session has capacity and waits for finished ones; the session turns a
+worker's failure into the exception the caller will see.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Optional
+
+from typing_extensions import Protocol
+
+
+class Chunk(NamedTuple):
+    """Consecutive items of the input; *start* is the index of the first."""
+
+    start: int
+    items: list[Any]
+
+
+class Session(Protocol):
+    """One call's use of a backend."""
+
+    def has_capacity(self) -> bool:
+        """Whether another chunk may be submitted now."""
+
+    def submit(self, chunk: Chunk) -> None:
+        """Start running *chunk*; never blocks for long."""
+
+    def wait(self, timeout: Optional[float]) -> list[tuple[int, list[Any]]]:
+        """Block until a chunk finishes; ``(start, results)`` pairs, [] on timeout.
+
+        Raises the exception ``fn`` raised (or the backend's own error) instead.
+        """
+
+    def cancel(self) -> None:
+        """Stop what is still running; called on error, timeout, Ctrl-C or abandonment."""
+
+    def close(self) -> None:
+        """The call finished normally."""

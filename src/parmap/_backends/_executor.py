@@ -1,0 +1,92 @@
+"""Backends built on ``concurrent.futures``: the thread backend and any user Executor.
+
+Each chunk is one task (never one task per item), so a remote executor such as
+Dask's ``client.get_executor()`` pays its per-task overhead once per chunk. The
+thread backend owns a ``ThreadPoolExecutor`` for the length of one call.
+"""
+
+from __future__ import annotations
+
+from concurrent import futures
+from typing import Any, Callable, Optional
+
+from .._errors import RemoteTraceback, add_note, item_note
+from .._worker import run_chunk_task, thread_initializer
+from . import Chunk
+
+
+class ExecutorSession:
+    """Submit chunks to *executor*, at most *capacity* at a time."""
+
+    def __init__(
+        self,
+        executor: futures.Executor,
+        fn: Callable[[Any], Any],
+        capacity: int,
+        *,
+        owned: bool,
+        remote: bool,
+    ) -> None:
+        self._executor = executor
+        self._fn = fn
+        self._capacity = capacity
+        self._owned = owned
+        self._remote = remote  # exceptions lost their traceback on the way back
+        self._in_flight: dict[futures.Future[Any], Chunk] = {}
+
+    def has_capacity(self) -> bool:
+        return len(self._in_flight) < self._capacity
+
+    def submit(self, chunk: Chunk) -> None:
+        future = self._executor.submit(run_chunk_task, self._fn, chunk.start, chunk.items)
+        self._in_flight[future] = chunk
+
+    def wait(self, timeout: Optional[float]) -> list[tuple[int, list[Any]]]:
+        done, _ = futures.wait(self._in_flight, timeout, futures.FIRST_COMPLETED)
+        finished = []
+        for future in done:
+            del self._in_flight[future]
+            answer = future.result()  # raises what the executor itself failed with
+            if answer[0] == "raised":
+                _, _, index, error, text = answer
+                if self._remote:
+                    error.__cause__ = RemoteTraceback(text)
+                add_note(error, item_note(index))
+                raise error
+            finished.append((answer[1], answer[2]))
+        return finished
+
+    def cancel(self) -> None:
+        for future in self._in_flight:
+            future.cancel()
+        self._in_flight.clear()
+        if self._owned:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        if self._owned:
+            self._executor.shutdown(wait=True)
+
+
+def thread_session(
+    fn: Callable[[Any], Any],
+    workers: int,
+    initializer: Optional[Callable[..., object]],
+    initargs: tuple[Any, ...],
+) -> ExecutorSession:
+    """A session on a fresh pool of *workers* threads, shut down when the call ends."""
+    executor = futures.ThreadPoolExecutor(
+        max_workers=workers,
+        thread_name_prefix="parmap-thread",
+        initializer=thread_initializer,
+        initargs=(initializer, initargs),
+    )
+    return ExecutorSession(executor, fn, workers, owned=True, remote=False)
+
+
+def executor_session(
+    executor: futures.Executor, fn: Callable[[Any], Any], workers: int
+) -> ExecutorSession:
+    """A session on the user's *executor*, which stays theirs to shut down."""
+    remote = not isinstance(executor, futures.ThreadPoolExecutor)
+    return ExecutorSession(executor, fn, workers, owned=False, remote=remote)

@@ -1,0 +1,304 @@
+"""The process backend: a warm pool of worker processes driven by the caller's thread.
+
+Data flow (no background threads; the caller's thread does all the waiting)::
+
+    caller thread                                   worker process i (one per CPU)
+    -------------                                   ------------------------------
+    ProcessSession.submit(chunk)
+      pickle ("chunk", fn?, start, items) ──pipe i──▶ recv_bytes, unpickle
+                                                      (fn unpickled once per call)
+                                                      results = map(fn, items)
+    ProcessSession.wait(timeout)         ◀──pipe i── ("ok", start, results) or an error
+      connection.wait(busy pipes + busy workers' sentinels, timeout)
+
+Each worker has its own duplex pipe and at most one chunk in flight, so neither side
+can block the other on a full pipe, and a dead worker is noticed at once through its
+process sentinel instead of hanging the call (``multiprocessing.Pool`` loses the
+task and waits forever). A call checks the pool out of the registry, so two threads
+never share one; the pool goes back warm when the call ends normally. Workers still
+running a chunk when a call fails, times out or is interrupted are terminated and
+replaced on the next call, so nothing keeps running in the background.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import multiprocessing
+import multiprocessing.connection
+import multiprocessing.util  # registers its atexit hook before ours, so ours runs first
+import os
+import pickle
+import signal
+import threading
+import time
+from typing import Any, Optional
+
+from .._errors import (
+    SerializationError,
+    WorkerCrashedError,
+    add_note,
+    item_note,
+    rebuild_exception,
+)
+from .._platform import StartMethod
+from .._serialization import PROTOCOL, dumps_message
+from .._worker import process_main
+from . import Chunk
+
+logger = logging.getLogger("parmap")
+
+#: Seconds a worker gets to exit after "stop" or SIGTERM before it is killed.
+EXIT_GRACE_SECONDS = 1.0
+
+
+class _Worker:
+    """One worker process, the caller's end of its pipe, and what it is doing."""
+
+    __slots__ = ("call_id", "chunk", "conn", "process")
+
+    def __init__(self, process: Any, conn: Any) -> None:
+        self.process = process
+        self.conn = conn
+        self.call_id: Optional[int] = None  # whose fn it holds
+        self.chunk: Optional[Chunk] = None  # in flight
+
+    def alive(self) -> bool:
+        return bool(self.process.exitcode is None)
+
+
+class ProcessPool:
+    """Worker processes for one (workers, start method, initializer) combination."""
+
+    def __init__(self, workers: int, start_method: StartMethod, init_payload: Optional[bytes]):
+        self.key = (workers, start_method, init_payload)
+        self.size = workers
+        self.start_method = start_method
+        self._init_payload = init_payload
+        self.workers: list[_Worker] = []
+
+    @property
+    def started(self) -> bool:
+        return len(self.workers) == self.size
+
+    def start(self) -> None:
+        """Replace dead workers and start missing ones; does not wait for them to boot."""
+        for dead in [w for w in self.workers if not w.alive()]:
+            self.discard(dead)
+        missing = self.size - len(self.workers)
+        if missing > 0:
+            began = time.perf_counter()
+            for _ in range(missing):
+                self.workers.append(self._launch())
+            logger.debug(
+                "started %d %s worker(s) in %.1f ms",
+                missing,
+                self.start_method,
+                (time.perf_counter() - began) * 1000,
+            )
+
+    def _launch(self) -> _Worker:
+        context = multiprocessing.get_context(self.start_method)
+        ours, theirs = context.Pipe(duplex=True)
+        # A forked child inherits every descriptor; it must close the caller's ends,
+        # or it would never see end-of-file when the caller dies.
+        inherited = [w.conn for w in self.workers] + [ours] if self.start_method == "fork" else []
+        process = context.Process(
+            target=process_main,
+            args=(theirs, self._init_payload, inherited),
+            name="parmap-worker",
+            daemon=False,  # fn may start processes of its own
+        )
+        process.start()
+        theirs.close()
+        return _Worker(process, ours)
+
+    def discard(self, worker: _Worker) -> None:
+        """Stop *worker* now (it may be running user code) and forget it."""
+        if worker in self.workers:
+            self.workers.remove(worker)
+        _stop(worker, polite=False)
+
+    def shutdown(self) -> None:
+        """Ask every worker to exit, then make sure each did."""
+        workers, self.workers = self.workers, []
+        for worker in workers:
+            _stop(worker, polite=True)
+
+
+def _stop(worker: _Worker, *, polite: bool) -> None:
+    process = worker.process
+    if polite and process.exitcode is None:
+        try:
+            worker.conn.send_bytes(_STOP_MESSAGE)
+        except OSError:
+            pass
+        process.join(EXIT_GRACE_SECONDS)
+    if process.exitcode is None:
+        process.terminate()
+        process.join(EXIT_GRACE_SECONDS)
+    if process.exitcode is None:  # pragma: no cover - SIGTERM ignored by user code
+        process.kill()
+        process.join()
+    worker.conn.close()
+    process.close()
+
+
+_STOP_MESSAGE = pickle.dumps(("stop",), PROTOCOL)
+
+
+class ProcessSession:
+    """One call's use of a :class:`ProcessPool`."""
+
+    _call_ids = iter(range(1, 2**62))
+
+    def __init__(self, pool: ProcessPool, fn_payload: bytes) -> None:
+        pool.start()
+        self._pool = pool
+        self._fn_payload = fn_payload
+        self._call_id = next(self._call_ids)
+        self._idle = list(pool.workers)
+        self._busy: dict[Any, _Worker] = {}  # pipe or sentinel -> worker
+
+    def has_capacity(self) -> bool:
+        return bool(self._idle)
+
+    def submit(self, chunk: Chunk) -> None:
+        worker = self._idle.pop()
+        fn_payload = self._fn_payload if worker.call_id != self._call_id else None
+        message = dumps_message(("chunk", fn_payload, chunk.start, chunk.items), chunk.items, chunk.start)
+        worker.call_id = self._call_id
+        worker.chunk = chunk
+        self._busy[worker.conn] = worker
+        self._busy[worker.process.sentinel] = worker
+        try:
+            worker.conn.send_bytes(message)
+        except OSError:
+            pass  # the worker is dead; wait() reports it through its sentinel
+
+    def wait(self, timeout: Optional[float]) -> list[tuple[int, list[Any]]]:
+        finished = []
+        for ready in multiprocessing.connection.wait(list(self._busy), timeout):
+            worker = self._busy.get(ready)
+            if worker is None or worker.chunk is None:
+                continue  # its pipe and its sentinel were both ready
+            finished.append(self._collect(worker))
+        return finished
+
+    def _collect(self, worker: _Worker) -> tuple[int, list[Any]]:
+        chunk = worker.chunk
+        assert chunk is not None
+        try:
+            answer = _receive(worker)
+        except (EOFError, OSError):
+            answer = None
+        del self._busy[worker.conn], self._busy[worker.process.sentinel]
+        worker.chunk = None
+        if answer is None:
+            raise _crash_error(self._pool, worker, chunk)
+        self._idle.append(worker)
+        kind = answer[0]
+        if kind == "ok":
+            return answer[1], answer[2]
+        if kind == "raised":
+            _, _, index, payload, type_name, message, text = answer
+            error = rebuild_exception(payload, type_name, message, text)
+            add_note(error, item_note(index))
+            raise error
+        if kind == "init_failed":
+            error = rebuild_exception(*answer[1:])
+            add_note(error, "parmap: raised by the initializer in a worker process")
+            raise error
+        raise SerializationError(answer[2])
+
+    def cancel(self) -> None:
+        for worker in set(self._busy.values()):
+            self._pool.discard(worker)
+        self._busy.clear()
+
+    def close(self) -> None:
+        """Nothing to do: idle workers stay warm for the next call."""
+
+
+def _receive(worker: _Worker) -> Optional[tuple[Any, ...]]:
+    """The worker's answer, or None if it died without one."""
+    if not worker.conn.poll():
+        return None
+    answer: tuple[Any, ...] = pickle.loads(worker.conn.recv_bytes())
+    return answer
+
+
+def _crash_error(pool: ProcessPool, worker: _Worker, chunk: Chunk) -> WorkerCrashedError:
+    worker.process.join(EXIT_GRACE_SECONDS)
+    code = worker.process.exitcode
+    pool.discard(worker)
+    if code is not None and code < 0:
+        try:
+            how = f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            how = f"signal {-code}"
+    else:
+        how = f"exit code {code}"
+    last = chunk.start + len(chunk.items) - 1
+    items = f"item {chunk.start}" if last == chunk.start else f"items {chunk.start}-{last}"
+    causes = "fn called os._exit() or sys.exit() outside Python's error handling, "
+    if code == -signal.SIGKILL:
+        causes = "the operating system killed it for using too much memory, "
+    msg = (
+        f"a worker process exited unexpectedly ({how}) while running {items}. "
+        f"Common causes: {causes}or native code crashed (a segfault). The other "
+        "workers were stopped; the next call starts fresh workers."
+    )
+    return WorkerCrashedError(msg)
+
+
+# ---------------------------------------------------------------------------------
+# The warm pool kept between calls.
+
+_registry_lock = threading.Lock()
+_warm_pool: Optional[ProcessPool] = None
+
+
+def acquire_pool(workers: int, start_method: StartMethod, init_payload: Optional[bytes]) -> ProcessPool:
+    """Check out the warm pool if it fits this call, else a new (not yet started) pool."""
+    global _warm_pool
+    key = (workers, start_method, init_payload)
+    with _registry_lock:
+        pool, _warm_pool = _warm_pool, None
+    if pool is not None and pool.key == key:
+        logger.debug("reusing the warm pool of %d %s worker(s)", workers, start_method)
+        return pool
+    if pool is not None:
+        logger.debug("shutting down the warm pool: this call needs other settings")
+        pool.shutdown()
+    return ProcessPool(workers, start_method, init_payload)
+
+
+def release_pool(pool: ProcessPool) -> None:
+    """Keep *pool* warm for the next call, unless another pool already is."""
+    global _warm_pool
+    with _registry_lock:
+        if _warm_pool is None:
+            _warm_pool = pool
+            return
+    pool.shutdown()
+
+
+def shutdown() -> None:
+    """Stop the warm pool's workers, if any; the next call starts fresh ones."""
+    global _warm_pool
+    with _registry_lock:
+        pool, _warm_pool = _warm_pool, None
+    if pool is not None:
+        pool.shutdown()
+
+
+def _forget_pools_in_child() -> None:
+    """A forked child must not use (or stop) its parent's workers."""
+    global _warm_pool
+    _warm_pool = None
+
+
+atexit.register(shutdown)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pools_in_child)

@@ -1,0 +1,97 @@
+"""Every error parmap raises on its own account, and how worker failures are dressed.
+
+An exception raised by ``fn`` is not wrapped: it comes back with its own type, the
+worker's traceback as its ``__cause__`` and a note that names the failing item.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+class ParmapError(Exception):
+    """Base class of the errors parmap raises itself (not those raised by ``fn``).
+
+    .. versionadded:: 0.1
+    """
+
+
+class WorkerCrashedError(ParmapError):
+    """A worker process exited while it was running items.
+
+    Raised instead of waiting forever, as ``multiprocessing.Pool`` would. The pool is
+    discarded; the next call starts fresh workers.
+
+    .. versionadded:: 0.1
+    """
+
+
+class SerializationError(ParmapError):
+    """``fn``, an item, a result or an exception could not be sent between processes.
+
+    The message names which one (and the item's index), the reason, and a fix.
+
+    .. versionadded:: 0.1
+    """
+
+
+class RemoteTraceback(Exception):
+    """Carries the traceback text of an exception raised in a worker.
+
+    Attached as ``__cause__`` of the re-raised exception, so the report shows where in
+    the worker the error happened (as ``concurrent.futures`` does).
+    """
+
+    def __init__(self, traceback_text: str) -> None:
+        super().__init__(traceback_text)
+        self.traceback_text = traceback_text
+
+    def __str__(self) -> str:
+        return f'\n"""\n{self.traceback_text.rstrip()}\n"""'
+
+
+def item_note(index: int) -> str:
+    """The note attached to an exception raised by ``fn``."""
+    return f"parmap: raised by fn for the item at index {index}"
+
+
+def add_note(exc: BaseException, note: str) -> None:
+    """Attach *note* to *exc*: ``add_note`` on 3.11+, a ``__notes__`` list before."""
+    if sys.version_info >= (3, 11):
+        exc.add_note(note)
+        return
+    notes = getattr(exc, "__notes__", None)
+    if not isinstance(notes, list):
+        notes = []
+        try:
+            exc.__notes__ = notes  # type: ignore[attr-defined]
+        except AttributeError:  # pragma: no cover - exceptions with __slots__
+            return
+    notes.append(note)
+
+
+def rebuild_exception(
+    payload: bytes | None, type_name: str, message: str, traceback_text: str
+) -> BaseException:
+    """The exception a worker reported, with the worker's traceback as its cause.
+
+    When the original cannot travel (it did not pickle or unpickle), a
+    :class:`SerializationError` stands in for it, carrying its type, message and traceback.
+    """
+    import pickle
+
+    error: BaseException | None = None
+    if payload is not None:
+        try:
+            error = pickle.loads(payload)
+        except Exception:  # noqa: BLE001 - replaced by the stand-in below
+            error = None
+    if error is None:
+        msg = (
+            f"fn raised {type_name}: {message}, and that exception could not be sent back "
+            "from the worker process (it does not survive pickling). Give the exception "
+            "class an __init__ that accepts its args, or raise a built-in exception."
+        )
+        error = SerializationError(msg)
+    error.__cause__ = RemoteTraceback(traceback_text)
+    return error

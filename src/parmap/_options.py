@@ -1,0 +1,158 @@
+"""Checking every argument before any process starts, with messages that say the fix."""
+
+from __future__ import annotations
+
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Union
+
+from ._cpu import available_cpus
+from ._platform import StartMethod, resolve_start_method
+
+BACKENDS = ("process", "thread", "serial")
+#: Threads wait on I/O rather than compute, so their default is not the CPU count:
+#: 32 is ``ThreadPoolExecutor``'s cap, enough to overlap many slow requests.
+DEFAULT_THREAD_WORKERS = 32
+
+Progress = Union[bool, Callable[[int, Optional[int]], object]]
+
+
+@dataclass(frozen=True)
+class Options:
+    """One call's checked settings; *workers* and *start_method* already resolved."""
+
+    backend: Union[str, Executor]
+    workers: int
+    chunksize: Optional[int]
+    start_method: Optional[StartMethod]
+    serial_fallback: bool
+    timeout: Optional[float]
+    progress: Progress
+    initializer: Optional[Callable[..., object]]
+    initargs: tuple[Any, ...]
+    ordered: bool = True
+    buffersize: Optional[int] = None
+
+
+def check_call(fn: object, iterable: object) -> None:
+    if not callable(fn):
+        msg = f"fn must be callable (got {fn!r} of type {type(fn).__name__})"
+        raise TypeError(msg)
+    try:
+        iter(iterable)  # type: ignore[call-overload]
+    except TypeError:
+        msg = f"iterable must be iterable (got {_short(iterable)} of type {type(iterable).__name__})"
+        raise TypeError(msg) from None
+
+
+def make_options(
+    *,
+    workers: object,
+    chunksize: object,
+    backend: object,
+    start_method: object,
+    serial_fallback: object,
+    timeout: object,
+    progress: object,
+    initializer: object,
+    initargs: object,
+    ordered: object = True,
+    buffersize: object = None,
+) -> Options:
+    """Check every keyword and resolve the defaults; raise before anything starts."""
+    checked_backend = _check_backend(backend)
+    if start_method is not None and checked_backend != "process":
+        msg = f"start_method applies only to backend='process' (got backend={_name(backend)})"
+        raise ValueError(msg)
+    if initializer is not None and not callable(initializer):
+        msg = f"initializer must be callable or None (got {initializer!r})"
+        raise TypeError(msg)
+    if not isinstance(initargs, (tuple, list)):
+        msg = f"initargs must be a tuple (got {type(initargs).__name__})"
+        raise TypeError(msg)
+    if not (isinstance(progress, bool) or callable(progress)):
+        msg = f"progress must be True, False or a callable(done, total) (got {progress!r})"
+        raise TypeError(msg)
+    return Options(
+        backend=checked_backend,
+        workers=_positive_int("workers", workers) or _default_workers(checked_backend),
+        chunksize=_positive_int("chunksize", chunksize),
+        start_method=(
+            resolve_start_method(_optional_str("start_method", start_method))
+            if checked_backend == "process"
+            else None
+        ),
+        serial_fallback=_flag("serial_fallback", serial_fallback),
+        timeout=_timeout(timeout),
+        progress=progress,  # type: ignore[arg-type]
+        initializer=initializer,  # type: ignore[arg-type]
+        initargs=tuple(initargs),
+        ordered=_flag("ordered", ordered),
+        buffersize=_positive_int("buffersize", buffersize),
+    )
+
+
+def _check_backend(backend: object) -> Union[str, Executor]:
+    if isinstance(backend, Executor):
+        return backend
+    if isinstance(backend, str) and backend in BACKENDS:
+        return backend
+    valid = ", ".join(repr(b) for b in BACKENDS)
+    msg = f"backend must be one of {valid} or a concurrent.futures.Executor (got {backend!r})"
+    raise ValueError(msg)
+
+
+def _default_workers(backend: Union[str, Executor]) -> int:
+    if backend == "thread":
+        return DEFAULT_THREAD_WORKERS
+    if isinstance(backend, Executor):
+        size = getattr(backend, "_max_workers", None)
+        return size if isinstance(size, int) and size >= 1 else available_cpus()
+    return available_cpus()
+
+
+def _positive_int(name: str, value: object) -> Optional[int]:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        msg = f"{name} must be an int >= 1 or None (got {value!r} of type {type(value).__name__})"
+        raise TypeError(msg)
+    if value < 1:
+        msg = f"{name} must be an int >= 1 or None (got {value!r})"
+        raise ValueError(msg)
+    return value
+
+
+def _timeout(value: object) -> Optional[float]:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        msg = f"timeout must be a number of seconds > 0 or None (got {value!r})"
+        raise TypeError(msg)
+    if not value > 0:
+        msg = f"timeout must be a number of seconds > 0 or None (got {value!r})"
+        raise ValueError(msg)
+    return float(value)
+
+
+def _flag(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        msg = f"{name} must be True or False (got {value!r})"
+        raise TypeError(msg)
+    return value
+
+
+def _optional_str(name: str, value: object) -> Optional[str]:
+    if value is not None and not isinstance(value, str):
+        msg = f"{name} must be a string or None (got {value!r})"
+        raise TypeError(msg)
+    return value
+
+
+def _name(backend: object) -> str:
+    return repr(backend) if isinstance(backend, str) else type(backend).__name__
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

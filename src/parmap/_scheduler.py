@@ -1,0 +1,105 @@
+"""The loop every parallel call runs: cut chunks, keep workers fed, put results in order.
+
+Chunks are handed out first-in-first-out as workers free up. At most *buffersize*
+items are read from the input ahead of the consumer, which keeps ``parallel_imap``
+bounded on endless input. The loop runs in the caller's thread, so an exception from
+``fn``, a timeout, Ctrl-C or an abandoned iterator all end in the same ``finally``,
+which cancels whatever is still running.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from itertools import islice
+from typing import Any, Callable, Iterable, Iterator, Optional
+
+from ._backends import Chunk, Session
+
+
+def iter_chunks(
+    items: Iterator[Any],
+    start: int,
+    remaining: Optional[int],
+    next_size: Callable[[Optional[int]], int],
+) -> Iterator[Chunk]:
+    """Consecutive chunks of *items*; *next_size* picks each size from what is left."""
+    while True:
+        size = next_size(remaining)
+        batch = list(islice(items, size))
+        if not batch:
+            return
+        yield Chunk(start, batch)
+        start += len(batch)
+        if remaining is not None:
+            remaining -= len(batch)
+
+
+def run_chunks(
+    session: Session,
+    chunks: Iterator[Chunk],
+    *,
+    ordered: bool,
+    buffersize: int,
+    deadline: Optional[Deadline],
+    on_done: Optional[Callable[[int], None]] = None,
+    submitted: Iterable[int] = (),
+) -> Iterator[list[Any]]:
+    """Yield each chunk's results, in input order when *ordered*; cancel on any exit.
+
+    *submitted* lists the starts of chunks the session already runs (in input order).
+    """
+    in_flight: deque[int] = deque(submitted)  # chunk starts, in input order
+    finished: dict[int, list[Any]] = {}
+    held = 0  # items read from the input and not yet yielded
+    exhausted = completed = False
+    try:
+        while True:
+            while not exhausted and held < buffersize and session.has_capacity():
+                chunk = next(chunks, None)
+                if chunk is None:
+                    exhausted = True
+                else:
+                    session.submit(chunk)
+                    in_flight.append(chunk.start)
+                    held += len(chunk.items)
+            if not in_flight:
+                completed = True
+                return
+            for start, results in session.wait(deadline.left() if deadline else None):
+                finished[start] = results
+                if on_done is not None:
+                    on_done(len(results))
+            ready = list(finished) if not ordered else []
+            while ordered and in_flight and in_flight[0] in finished:
+                ready.append(in_flight.popleft())
+            for start in ready:
+                if not ordered:
+                    in_flight.remove(start)
+                results = finished.pop(start)
+                held -= len(results)
+                yield results
+    finally:
+        if completed:
+            session.close()
+        else:
+            session.cancel()
+
+
+class Deadline:
+    """The end of a call's *timeout*, counted from when the call started."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.end = time.monotonic() + timeout
+
+    def left(self) -> float:
+        """Seconds left; raises the builtin ``TimeoutError`` once none are."""
+        left = self.end - time.monotonic()
+        if left <= 0:
+            msg = (
+                f"parmap: the call did not finish within timeout={self.timeout:g} s; "
+                "the workers still running were stopped"
+            )
+            raise TimeoutError(msg)
+        return left

@@ -1,0 +1,133 @@
+"""Running ``fn`` in the caller: the serial backend, the serial fallback and its probe.
+
+The probe runs the first items in the caller in doubling batches until the input ends
+or *budget* seconds have passed. What it measures (seconds per item, CPU share,
+transfer cost) decides whether the rest goes to workers. Batches go through
+``list.extend(map(fn, batch))``, as fast as the builtin ``map``; ``extend`` keeps the
+results produced before an exception, so the failing item's index is known for free.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import pickle
+import time
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any, Callable, ContextManager, Iterator, Optional
+
+from ._errors import add_note, item_note
+from ._scheduler import Deadline
+
+#: Items pickled to estimate what sending one item and its result costs.
+TRANSFER_SAMPLE = 64
+
+
+@dataclass
+class Probe:
+    """What the caller learned by running the first items itself."""
+
+    results: list[Any]
+    seconds: float
+    cpu_seconds: float
+    exhausted: bool
+    last_items: list[Any]
+
+    def item_seconds(self) -> float:
+        return self.seconds / max(1, len(self.results))
+
+
+def probe(
+    fn: Callable[[Any], Any],
+    items: Iterator[Any],
+    budget: float,
+    deadline: Optional[Deadline],
+    on_done: Optional[Callable[[int], None]],
+    first_item: Callable[[], ContextManager[Any]] = contextlib.nullcontext,
+    stop: Callable[[], bool] = lambda: False,
+) -> Probe:
+    """Run items in the caller until *items* ends or *budget* seconds have passed.
+
+    The first item runs inside ``first_item()``; the probe ends early once ``stop()``.
+    """
+    results: list[Any] = []
+    batch: list[Any] = []
+    size = 1
+    began, began_cpu = time.perf_counter(), time.thread_time()
+    while True:
+        batch = list(islice(items, size))
+        if results:
+            _extend(results, fn, batch)
+        else:
+            with first_item():
+                _extend(results, fn, batch)
+        if on_done is not None and batch:
+            on_done(len(batch))
+        elapsed = time.perf_counter() - began
+        if len(batch) < size or elapsed >= budget or stop():
+            break
+        if deadline is not None:
+            deadline.left()
+        size *= 2
+    return Probe(
+        results=results,
+        seconds=elapsed,
+        cpu_seconds=time.thread_time() - began_cpu,
+        exhausted=len(batch) < size,
+        last_items=batch,
+    )
+
+
+def run_serially(
+    fn: Callable[[Any], Any],
+    items: Iterator[Any],
+    start: int,
+    deadline: Optional[Deadline],
+    on_done: Optional[Callable[[int], None]],
+    batch_size: int = 0,
+) -> Iterator[list[Any]]:
+    """The rest of the input in the caller, as lists of results.
+
+    One list when nothing needs to happen between items (fastest); batches when a
+    deadline, a progress report or a lazy consumer does.
+    """
+    if not batch_size and deadline is None and on_done is None:
+        results: list[Any] = []
+        _extend(results, fn, items, start)
+        yield results
+        return
+    size = batch_size or 1
+    while True:
+        if deadline is not None:
+            deadline.left()
+        batch = list(islice(items, size))
+        if not batch:
+            return
+        results = []
+        _extend(results, fn, batch, start)
+        start += len(batch)
+        if on_done is not None:
+            on_done(len(batch))
+        yield results
+        size = min(size * 2, batch_size or 1024)
+
+
+def _extend(results: list[Any], fn: Callable[[Any], Any], items: Any, start: int = 0) -> None:
+    """``results.extend(map(fn, items))``; *start* is the index of ``results[0]``."""
+    try:
+        results.extend(map(fn, items))
+    except Exception as exc:
+        add_note(exc, item_note(start + len(results)))
+        raise
+
+
+def transfer_seconds(items: list[Any], results: list[Any]) -> float:
+    """Seconds to pickle and unpickle one item and its result (a sample's average)."""
+    sample_items, sample_results = items[:TRANSFER_SAMPLE], results[:TRANSFER_SAMPLE]
+    began = time.perf_counter()
+    try:
+        pickle.loads(pickle.dumps(sample_items, pickle.HIGHEST_PROTOCOL))
+        pickle.loads(pickle.dumps(sample_results, pickle.HIGHEST_PROTOCOL))
+    except Exception:  # noqa: BLE001 - the real send reports which item fails, and why
+        return 0.0
+    return (time.perf_counter() - began) / max(1, len(sample_items))

@@ -1,0 +1,114 @@
+"""How ``fn``, items, results and exceptions cross the process boundary.
+
+Items and results use plain pickle at the highest protocol: it is the fastest option
+and what every stdlib pool uses. Only ``fn`` and the initializer may need more:
+functions defined in ``__main__`` (a script, ``python -c``, the REPL, a notebook cell),
+lambdas and closures cannot be found by reference in a worker, so they go by value
+through cloudpickle. Anything that cannot be sent raises :class:`SerializationError`
+naming what, why and how to fix it, before a worker waits for it.
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any, Callable, Sequence
+
+from ._errors import SerializationError
+
+PROTOCOL = pickle.HIGHEST_PROTOCOL
+
+#: Where a fix for an unpicklable payload usually lies.
+_THREAD_HINT = 'or use backend="thread", which does not pickle'
+
+
+def describe_callable(fn: object) -> str:
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
+    return str(name) if name else type(fn).__name__
+
+
+def dumps_callable(fn: Callable[..., Any], role: str = "fn") -> bytes:
+    """Pickle *fn* by reference where a worker can import it, else by value."""
+    if _importable_by_reference(fn):
+        try:
+            return pickle.dumps(fn, PROTOCOL)
+        except Exception:  # noqa: BLE001 - any failure means "try by value"
+            pass
+    import cloudpickle
+
+    try:
+        payload: bytes = cloudpickle.dumps(fn, PROTOCOL)
+    except Exception as exc:
+        msg = (
+            f"cannot send {role} ({describe_callable(fn)}) to worker processes: it refers "
+            f"to an object that cannot be pickled ({type(exc).__name__}: {exc}). Create "
+            f"that object inside {role} or in an initializer, {_THREAD_HINT}."
+        )
+        raise SerializationError(msg) from exc
+    return payload
+
+
+def dumps_initializer(initializer: Callable[..., object], initargs: tuple[Any, ...]) -> bytes:
+    """The initializer (by value if need be) and its arguments (plain pickle)."""
+    payload = dumps_callable(initializer, "initializer")
+    try:
+        return pickle.dumps((payload, initargs), PROTOCOL)
+    except Exception as exc:
+        msg = (
+            f"cannot send initargs to worker processes: {type(exc).__name__}: {exc}. "
+            f"Pass picklable initargs, {_THREAD_HINT}."
+        )
+        raise SerializationError(msg) from exc
+
+
+def _importable_by_reference(fn: object) -> bool:
+    """False for what a fresh worker could not import: ``__main__``, lambdas, locals."""
+    module = getattr(fn, "__module__", None)
+    qualname = getattr(fn, "__qualname__", "")
+    if module in (None, "__main__", "__mp_main__"):
+        return False
+    return "<lambda>" not in qualname and "<locals>" not in qualname
+
+
+def dumps_message(message: tuple[Any, ...], items: Sequence[Any], start: int) -> bytes:
+    """Pickle a message whose last element is *items*; name the bad item on failure."""
+    try:
+        return pickle.dumps(message, PROTOCOL)
+    except Exception as exc:
+        index, culprit, error = _first_unpicklable(items, exc)
+        msg = (
+            f"cannot send the item at index {start + index} (a {type(culprit).__name__}) "
+            f"to a worker process: {type(error).__name__}: {error}. Make the items "
+            f"picklable, {_THREAD_HINT}."
+        )
+        raise SerializationError(msg) from error
+
+
+def unpicklable_result_message(results: Sequence[Any], start: int, exc: Exception) -> str:
+    """Explain which result of a chunk could not be pickled (runs in the worker)."""
+    index, culprit, error = _first_unpicklable(results, exc)
+    return (
+        f"cannot send the result for the item at index {start + index} (a "
+        f"{type(culprit).__name__}) back from the worker process: {type(error).__name__}: "
+        f"{error}. Return picklable values from fn, {_THREAD_HINT}."
+    )
+
+
+def _first_unpicklable(
+    values: Sequence[Any], fallback: Exception
+) -> tuple[int, object, Exception]:
+    for index, value in enumerate(values):
+        try:
+            pickle.dumps(value, PROTOCOL)
+        except Exception as exc:  # noqa: BLE001 - reported to the user
+            return index, value, exc
+    return 0, values[0] if values else None, fallback
+
+
+def dumps_exception(exc: BaseException) -> bytes | None:
+    """Pickle *exc* if it also unpickles (some ``__init__`` signatures do not)."""
+    try:
+        payload = pickle.dumps(exc, PROTOCOL)
+        pickle.loads(payload)
+    except Exception:  # noqa: BLE001 - the caller then gets a SerializationError
+        return None
+    return payload

@@ -1,0 +1,142 @@
+"""Code that runs inside workers: the process main loop and the chunk runner.
+
+Kept import-light: under spawn and forkserver every worker imports this module.
+
+Messages are pickled tuples. The caller sends ``("chunk", fn_payload, start, items)``
+(``fn_payload`` is None when this worker already holds this call's fn) or ``("stop",)``.
+A worker answers each chunk with exactly one of::
+
+    ("ok", start, results)
+    ("raised", start, index, exception_payload, type_name, message, traceback_text)
+    ("failed", start, message)          # fn, items or results could not cross
+and, once at start-up if the initializer raises,
+    ("init_failed", exception_payload, type_name, message, traceback_text)
+"""
+
+from __future__ import annotations
+
+import pickle
+import signal
+import traceback
+from typing import Any, Callable, Sequence
+
+from ._platform import mark_worker_process, mark_worker_thread
+from ._serialization import PROTOCOL, dumps_exception, unpicklable_result_message
+
+
+class ChunkFailure(Exception):
+    """``fn`` raised *error* for the item at absolute *index*."""
+
+    def __init__(self, index: int, error: BaseException) -> None:
+        super().__init__(index, error)
+        self.index = index
+        self.error = error
+
+
+def call_chunk(fn: Callable[[Any], Any], start: int, items: Sequence[Any]) -> list[Any]:
+    """Apply *fn* to *items*; on failure say which item (absolute index) raised."""
+    results: list[Any] = []
+    try:
+        # extend() keeps what map produced before the exception, so len(results)
+        # is the offset of the failing item without counting in the hot loop.
+        results.extend(map(fn, items))
+    except BaseException as exc:  # noqa: BLE001 - SystemExit from fn is fn's error too
+        raise ChunkFailure(start + len(results), exc) from None
+    return results
+
+
+def run_chunk_task(
+    fn: Callable[[Any], Any], start: int, items: Sequence[Any]
+) -> tuple[Any, ...]:
+    """One chunk as a task for a ``concurrent.futures.Executor`` (local or remote)."""
+    try:
+        return ("ok", start, call_chunk(fn, start, items))
+    except ChunkFailure as failure:
+        error = failure.error
+        text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        return ("raised", start, failure.index, error, text)
+
+
+def thread_initializer(initializer: Callable[..., object] | None, initargs: tuple[Any, ...]) -> None:
+    """Runs first in every worker thread of the thread backend."""
+    mark_worker_thread()
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def process_main(conn: Any, init_payload: bytes | None, inherited: Sequence[Any]) -> None:
+    """Main loop of a worker process: run chunks until told to stop or the caller is gone."""
+    for connection in inherited:  # the caller's ends of other pipes, copied by fork
+        connection.close()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to handle
+    mark_worker_process()
+    if init_payload is not None and not _run_initializer(conn, init_payload):
+        return
+    fn: Callable[[Any], Any] | None = None
+    while True:
+        try:
+            data = conn.recv_bytes()
+        except (EOFError, OSError):  # the caller closed the pipe or died
+            return
+        try:
+            message = pickle.loads(data)
+        except Exception as exc:  # noqa: BLE001 - reported to the caller
+            _send(conn, ("failed", -1, _load_error("the items of a chunk", exc)))
+            continue
+        if message[0] == "stop":
+            return
+        _, fn_payload, start, items = message
+        if fn_payload is not None:
+            try:
+                fn = pickle.loads(fn_payload)
+            except Exception as exc:  # noqa: BLE001 - reported to the caller
+                fn = None
+                _send(conn, ("failed", start, _load_error("fn", exc)))
+                continue
+        if fn is None:
+            _send(conn, ("failed", start, "worker received a chunk before any fn"))
+            continue
+        _send(conn, _answer(fn, start, items))
+
+
+def _answer(fn: Callable[[Any], Any], start: int, items: Sequence[Any]) -> tuple[Any, ...]:
+    try:
+        return ("ok", start, call_chunk(fn, start, items))
+    except ChunkFailure as failure:
+        return ("raised", start, failure.index, *_describe(failure.error))
+
+
+def _run_initializer(conn: Any, init_payload: bytes) -> bool:
+    try:
+        initializer_payload, initargs = pickle.loads(init_payload)
+        pickle.loads(initializer_payload)(*initargs)
+    except BaseException as exc:  # noqa: BLE001 - reported to the caller
+        _send(conn, ("init_failed", *_describe(exc)))
+        return False
+    return True
+
+
+def _describe(error: BaseException) -> tuple[bytes | None, str, str, str]:
+    text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    return dumps_exception(error), type(error).__qualname__, str(error), text
+
+
+def _load_error(what: str, exc: BaseException) -> str:
+    return (
+        f"a worker process could not load {what}: {type(exc).__name__}: {exc}. Workers "
+        "import what fn needs by name; make sure those modules are importable in a fresh "
+        "interpreter (installed, or on sys.path), or define fn in the script itself."
+    )
+
+
+def _send(conn: Any, message: tuple[Any, ...]) -> None:
+    try:
+        payload = pickle.dumps(message, PROTOCOL)
+    except Exception as exc:  # noqa: BLE001 - an unpicklable result
+        if message[0] != "ok":
+            raise
+        payload = pickle.dumps(
+            ("failed", message[1], unpicklable_result_message(message[2], message[1], exc)),
+            PROTOCOL,
+        )
+    conn.send_bytes(payload)
