@@ -1,8 +1,8 @@
 """parmap: ``map``, in parallel, in one line, without the usual regrets.
 
-    >>> from parmap import parallel_map
-    >>> parallel_map(abs, [-1, 2, -3])
-    [1, 2, 3]
+>>> from parmap import parallel_map
+>>> parallel_map(abs, [-1, 2, -3])
+[1, 2, 3]
 """
 
 from __future__ import annotations

@@ -55,12 +55,11 @@ def bench(argv: Optional[Sequence[str]] = None) -> int:
     numbers = [int(BASE_NUMBER * args.scale) + x for x in range(ITEMS)]
     workers = args.workers or available_cpus()
     method = resolve_start_method(args.start_method)
-    print(
-        f"parmap bench: sum(i * i for i in range(n)) for {ITEMS} numbers near {numbers[0]:,}"
-    )
+    print(f"parmap bench: sum(i * i for i in range(n)) for {ITEMS} numbers near {numbers[0]:,}")
     print(
         f"Python {platform.python_version()} on {platform.system()}, "
-        f"{os.cpu_count()} CPUs ({available_cpus()} usable), {workers} workers, start method {method}"
+        f"{os.cpu_count()} CPUs ({available_cpus()} usable), {workers} workers, "
+        f"start method {method}"
     )
 
     began = time.perf_counter()

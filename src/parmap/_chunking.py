@@ -36,9 +36,7 @@ class Costs:
     per_item: float  # pickling an item and its result, both ways
 
 
-def chunk_size(
-    remaining: Optional[int], workers: int, item_seconds: Optional[float]
-) -> int:
+def chunk_size(remaining: Optional[int], workers: int, item_seconds: Optional[float]) -> int:
     """Items in the next chunk, given what is left and what one item costs.
 
     >>> chunk_size(1000, 2, None)

@@ -55,7 +55,7 @@ class EarlyDispatch:
         # No logging here: the handler may interrupt a write to the same stream.
         try:
             session = self._open_session()
-        except Exception:  # noqa: BLE001 - the caller opens it again after its item
+        except Exception:
             return
         self.session = session
         try:
@@ -66,12 +66,15 @@ class EarlyDispatch:
                 session.submit(Chunk(self.next_index, batch))
                 self.submitted.append(self.next_index)
                 self.next_index += 1
-        except Exception as exc:  # noqa: BLE001 - raised by the caller after its item
+        except Exception as exc:
             self.error = exc
 
 
 def _alarm_is_free() -> bool:
-    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+    if (
+        not hasattr(signal, "setitimer")
+        or threading.current_thread() is not threading.main_thread()
+    ):
         return False
     return signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, None) and signal.getitimer(
         signal.ITIMER_REAL

@@ -84,7 +84,7 @@ def rebuild_exception(
     if payload is not None:
         try:
             error = pickle.loads(payload)
-        except Exception:  # noqa: BLE001 - replaced by the stand-in below
+        except Exception:
             error = None
     if error is None:
         msg = (

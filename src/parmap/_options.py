@@ -41,7 +41,9 @@ def check_call(fn: object, iterable: object) -> None:
     try:
         iter(iterable)  # type: ignore[call-overload]
     except TypeError:
-        msg = f"iterable must be iterable (got {_short(iterable)} of type {type(iterable).__name__})"
+        msg = (
+            f"iterable must be iterable (got {_short(iterable)} of type {type(iterable).__name__})"
+        )
         raise TypeError(msg) from None
 
 
@@ -84,8 +86,8 @@ def make_options(
         ),
         serial_fallback=_flag("serial_fallback", serial_fallback),
         timeout=_timeout(timeout),
-        progress=progress,  # type: ignore[arg-type]
-        initializer=initializer,  # type: ignore[arg-type]
+        progress=progress,
+        initializer=initializer,
         initargs=tuple(initargs),
         ordered=_flag("ordered", ordered),
         buffersize=_positive_int("buffersize", buffersize),

@@ -46,7 +46,7 @@ def resolve_start_method(requested: str | None) -> StartMethod:
             f"choose one of {offered} or None"
         )
         raise ValueError(msg)
-    return cast(StartMethod, requested)
+    return requested
 
 
 def inside_worker() -> bool:

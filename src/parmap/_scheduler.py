@@ -47,11 +47,11 @@ def run_chunks(
 ) -> Iterator[list[Any]]:
     """Yield each chunk's results, in input order when *ordered*; cancel on any exit.
 
-    *submitted* lists the starts of chunks the session already runs (in input order).
+    *submitted* lists the starts of single-item chunks the session already runs.
     """
     in_flight: deque[int] = deque(submitted)  # chunk starts, in input order
     finished: dict[int, list[Any]] = {}
-    held = 0  # items read from the input and not yet yielded
+    held = len(in_flight)  # items read from the input and not yet yielded
     exhausted = completed = False
     try:
         while True:
@@ -70,12 +70,7 @@ def run_chunks(
                 finished[start] = results
                 if on_done is not None:
                     on_done(len(results))
-            ready = list(finished) if not ordered else []
-            while ordered and in_flight and in_flight[0] in finished:
-                ready.append(in_flight.popleft())
-            for start in ready:
-                if not ordered:
-                    in_flight.remove(start)
+            for start in _take_ready(in_flight, finished, ordered=ordered):
                 results = finished.pop(start)
                 held -= len(results)
                 yield results
@@ -84,6 +79,18 @@ def run_chunks(
             session.close()
         else:
             session.cancel()
+
+
+def _take_ready(in_flight: deque[int], finished: dict[int, Any], *, ordered: bool) -> list[int]:
+    """Starts of the finished chunks that may be yielded now, removed from *in_flight*."""
+    if not ordered:
+        for start in finished:
+            in_flight.remove(start)
+        return list(finished)
+    ready = []
+    while in_flight and in_flight[0] in finished:
+        ready.append(in_flight.popleft())
+    return ready
 
 
 class Deadline:

@@ -36,35 +36,47 @@ class Probe:
     def item_seconds(self) -> float:
         return self.seconds / max(1, len(self.results))
 
+    def last_results(self) -> list[Any]:
+        """The results of the last batch (those of ``last_items``)."""
+        return self.results[len(self.results) - len(self.last_items) :]
+
 
 def probe(
     fn: Callable[[Any], Any],
     items: Iterator[Any],
+    *,
     budget: float,
     deadline: Optional[Deadline],
     on_done: Optional[Callable[[int], None]],
     first_item: Callable[[], ContextManager[Any]] = contextlib.nullcontext,
     stop: Callable[[], bool] = lambda: False,
+    start: int = 0,
+    limit: Optional[int] = None,
 ) -> Probe:
     """Run items in the caller until *items* ends or *budget* seconds have passed.
 
-    The first item runs inside ``first_item()``; the probe ends early once ``stop()``.
+    *start* is the index of the first item (for error notes); at most *limit* items
+    are read. The first item runs inside ``first_item()``; the probe ends early once
+    ``stop()`` says so.
     """
     results: list[Any] = []
     batch: list[Any] = []
     size = 1
     began, began_cpu = time.perf_counter(), time.thread_time()
     while True:
+        if limit is not None:
+            size = max(1, min(size, limit - len(results)))
         batch = list(islice(items, size))
         if results:
-            _extend(results, fn, batch)
+            _extend(results, fn, batch, start)
         else:
             with first_item():
-                _extend(results, fn, batch)
+                _extend(results, fn, batch, start)
         if on_done is not None and batch:
             on_done(len(batch))
         elapsed = time.perf_counter() - began
-        if len(batch) < size or elapsed >= budget or stop():
+        full = limit is not None and len(results) >= limit
+        if len(batch) < size or elapsed >= budget or full or stop():
             break
         if deadline is not None:
             deadline.left()
@@ -82,6 +94,7 @@ def run_serially(
     fn: Callable[[Any], Any],
     items: Iterator[Any],
     start: int,
+    *,
     deadline: Optional[Deadline],
     on_done: Optional[Callable[[int], None]],
     batch_size: int = 0,
@@ -128,6 +141,6 @@ def transfer_seconds(items: list[Any], results: list[Any]) -> float:
     try:
         pickle.loads(pickle.dumps(sample_items, pickle.HIGHEST_PROTOCOL))
         pickle.loads(pickle.dumps(sample_results, pickle.HIGHEST_PROTOCOL))
-    except Exception:  # noqa: BLE001 - the real send reports which item fails, and why
+    except Exception:
         return 0.0
     return (time.perf_counter() - began) / max(1, len(sample_items))

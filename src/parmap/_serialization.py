@@ -31,7 +31,7 @@ def dumps_callable(fn: Callable[..., Any], role: str = "fn") -> bytes:
     if _importable_by_reference(fn):
         try:
             return pickle.dumps(fn, PROTOCOL)
-        except Exception:  # noqa: BLE001 - any failure means "try by value"
+        except Exception:
             pass
     import cloudpickle
 
@@ -93,13 +93,11 @@ def unpicklable_result_message(results: Sequence[Any], start: int, exc: Exceptio
     )
 
 
-def _first_unpicklable(
-    values: Sequence[Any], fallback: Exception
-) -> tuple[int, object, Exception]:
+def _first_unpicklable(values: Sequence[Any], fallback: Exception) -> tuple[int, object, Exception]:
     for index, value in enumerate(values):
         try:
             pickle.dumps(value, PROTOCOL)
-        except Exception as exc:  # noqa: BLE001 - reported to the user
+        except Exception as exc:
             return index, value, exc
     return 0, values[0] if values else None, fallback
 
@@ -109,6 +107,6 @@ def dumps_exception(exc: BaseException) -> bytes | None:
     try:
         payload = pickle.dumps(exc, PROTOCOL)
         pickle.loads(payload)
-    except Exception:  # noqa: BLE001 - the caller then gets a SerializationError
+    except Exception:
         return None
     return payload

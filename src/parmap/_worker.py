@@ -40,14 +40,12 @@ def call_chunk(fn: Callable[[Any], Any], start: int, items: Sequence[Any]) -> li
         # extend() keeps what map produced before the exception, so len(results)
         # is the offset of the failing item without counting in the hot loop.
         results.extend(map(fn, items))
-    except BaseException as exc:  # noqa: BLE001 - SystemExit from fn is fn's error too
+    except BaseException as exc:
         raise ChunkFailure(start + len(results), exc) from None
     return results
 
 
-def run_chunk_task(
-    fn: Callable[[Any], Any], start: int, items: Sequence[Any]
-) -> tuple[Any, ...]:
+def run_chunk_task(fn: Callable[[Any], Any], start: int, items: Sequence[Any]) -> tuple[Any, ...]:
     """One chunk as a task for a ``concurrent.futures.Executor`` (local or remote)."""
     try:
         return ("ok", start, call_chunk(fn, start, items))
@@ -57,7 +55,9 @@ def run_chunk_task(
         return ("raised", start, failure.index, error, text)
 
 
-def thread_initializer(initializer: Callable[..., object] | None, initargs: tuple[Any, ...]) -> None:
+def thread_initializer(
+    initializer: Callable[..., object] | None, initargs: tuple[Any, ...]
+) -> None:
     """Runs first in every worker thread of the thread backend."""
     mark_worker_thread()
     if initializer is not None:
@@ -80,7 +80,7 @@ def process_main(conn: Any, init_payload: bytes | None, inherited: Sequence[Any]
             return
         try:
             message = pickle.loads(data)
-        except Exception as exc:  # noqa: BLE001 - reported to the caller
+        except Exception as exc:
             _send(conn, ("failed", -1, _load_error("the items of a chunk", exc)))
             continue
         if message[0] == "stop":
@@ -89,7 +89,7 @@ def process_main(conn: Any, init_payload: bytes | None, inherited: Sequence[Any]
         if fn_payload is not None:
             try:
                 fn = pickle.loads(fn_payload)
-            except Exception as exc:  # noqa: BLE001 - reported to the caller
+            except Exception as exc:
                 fn = None
                 _send(conn, ("failed", start, _load_error("fn", exc)))
                 continue
@@ -110,7 +110,7 @@ def _run_initializer(conn: Any, init_payload: bytes) -> bool:
     try:
         initializer_payload, initargs = pickle.loads(init_payload)
         pickle.loads(initializer_payload)(*initargs)
-    except BaseException as exc:  # noqa: BLE001 - reported to the caller
+    except BaseException as exc:
         _send(conn, ("init_failed", *_describe(exc)))
         return False
     return True
@@ -132,7 +132,7 @@ def _load_error(what: str, exc: BaseException) -> str:
 def _send(conn: Any, message: tuple[Any, ...]) -> None:
     try:
         payload = pickle.dumps(message, PROTOCOL)
-    except Exception as exc:  # noqa: BLE001 - an unpicklable result
+    except Exception as exc:
         if message[0] != "ok":
             raise
         payload = pickle.dumps(

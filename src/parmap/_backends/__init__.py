@@ -7,9 +7,7 @@ worker's failure into the exception the caller will see.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Optional
-
-from typing_extensions import Protocol
+from typing import Any, NamedTuple, Optional, Protocol
 
 
 class Chunk(NamedTuple):

@@ -23,6 +23,7 @@ replaced on the next call, so nothing keeps running in the background.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -98,7 +99,7 @@ class ProcessPool:
             )
 
     def _launch(self) -> _Worker:
-        context = multiprocessing.get_context(self.start_method)
+        context: Any = multiprocessing.get_context(self.start_method)
         ours, theirs = context.Pipe(duplex=True)
         # A forked child inherits every descriptor; it must close the caller's ends,
         # or it would never see end-of-file when the caller dies.
@@ -129,10 +130,8 @@ class ProcessPool:
 def _stop(worker: _Worker, *, polite: bool) -> None:
     process = worker.process
     if polite and process.exitcode is None:
-        try:
+        with contextlib.suppress(OSError):
             worker.conn.send_bytes(_STOP_MESSAGE)
-        except OSError:
-            pass
         process.join(EXIT_GRACE_SECONDS)
     if process.exitcode is None:
         process.terminate()
@@ -166,15 +165,15 @@ class ProcessSession:
     def submit(self, chunk: Chunk) -> None:
         worker = self._idle.pop()
         fn_payload = self._fn_payload if worker.call_id != self._call_id else None
-        message = dumps_message(("chunk", fn_payload, chunk.start, chunk.items), chunk.items, chunk.start)
+        message = dumps_message(
+            ("chunk", fn_payload, chunk.start, chunk.items), chunk.items, chunk.start
+        )
         worker.call_id = self._call_id
         worker.chunk = chunk
         self._busy[worker.conn] = worker
         self._busy[worker.process.sentinel] = worker
-        try:
+        with contextlib.suppress(OSError):  # a dead worker: wait() reports its sentinel
             worker.conn.send_bytes(message)
-        except OSError:
-            pass  # the worker is dead; wait() reports it through its sentinel
 
     def wait(self, timeout: Optional[float]) -> list[tuple[int, list[Any]]]:
         finished = []
@@ -259,7 +258,9 @@ _registry_lock = threading.Lock()
 _warm_pool: Optional[ProcessPool] = None
 
 
-def acquire_pool(workers: int, start_method: StartMethod, init_payload: Optional[bytes]) -> ProcessPool:
+def acquire_pool(
+    workers: int, start_method: StartMethod, init_payload: Optional[bytes]
+) -> ProcessPool:
     """Check out the warm pool if it fits this call, else a new (not yet started) pool."""
     global _warm_pool
     key = (workers, start_method, init_payload)

@@ -1,0 +1,313 @@
+"""One call of parallel_map or parallel_imap, from checked options to results.
+
+How a call runs (docs/design.md has the full picture):
+
+1. Serial cases run ``fn`` in the caller: ``backend="serial"``, a call made inside a
+   parmap worker (nested), or a single worker with serial fallback on.
+2. With serial fallback on, the caller runs the first items itself for about as long
+   as starting workers would take; if the first item runs longer than that, workers
+   are started and given work meanwhile (``_early.py``). If the input ends, that was
+   all. Otherwise the measured cost per item decides whether workers finish sooner.
+3. The rest goes to the backend in chunks through the scheduler, in input order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from functools import partial
+from typing import TYPE_CHECKING, Any, Callable, Generator, Iterator, NamedTuple, Optional
+
+from ._backends import Session
+from ._chunking import Costs, chunk_size, default_buffersize, parallel_pays_off
+from ._early import EarlyDispatch
+from ._options import Options
+from ._platform import inside_worker
+from ._progress import ProgressReporter, make_reporter
+from ._scheduler import Deadline, iter_chunks, run_chunks
+from ._serial import Probe, probe, run_serially, transfer_seconds
+
+if TYPE_CHECKING:
+    from ._backends._process import ProcessPool
+
+logger = logging.getLogger("parmap")
+
+#: Seconds to start a cold pool, by start method, measured on Linux (2 workers):
+#: forking is cheap; spawn boots a fresh interpreter per worker.
+START_SECONDS = {"fork": 0.02, "forkserver": 0.1, "spawn": 0.3}
+#: Seconds of per-call set-up with workers already running (sending fn) ...
+WARM_START_SECONDS = 0.001
+#: ... and for a thread pool, which starts its threads on demand.
+THREAD_START_SECONDS = 0.002
+#: One chunk's round trip: pipe to a process, a future to a thread or an executor.
+CHUNK_SECONDS = {"process": 0.000_2, "thread": 0.000_05, "executor": 0.001}
+#: The probe runs at least this long, so timer resolution does not decide.
+MIN_PROBE_SECONDS = 0.001
+#: Most items one probe round of parallel_imap reads (unless buffersize says otherwise),
+#: so a lazy consumer never waits for, nor holds, more than this.
+LAZY_PROBE_ITEMS = 1024
+#: "A stream long enough that start-up costs vanish", for the cost model.
+ENDLESS = 10**12
+
+
+class Handover(NamedTuple):
+    """Where the serial phase leaves off when the rest goes to the backend."""
+
+    session: Optional[Session]  # already opened by an early dispatch
+    submitted: list[int]  # starts of the chunks that session already runs
+    next_index: int  # index of the first item not yet read
+    item_seconds: Optional[float]  # measured cost of one item
+
+
+class Call:
+    """Runs *fn* over *items* (*total* of them, if known) as *options* say."""
+
+    def __init__(
+        self,
+        fn: Callable[[Any], Any],
+        items: Iterator[Any],
+        total: Optional[int],
+        options: Options,
+        *,
+        lazy: bool,
+    ) -> None:
+        self.fn = fn
+        self.items = items
+        self.total = total
+        self.options = options
+        self.lazy = lazy  # a consumer waits: hand results over in small batches
+        self.deadline = Deadline(options.timeout) if options.timeout is not None else None
+        self.reporter: Optional[ProgressReporter] = None
+        self.pool: Optional[ProcessPool] = None
+
+    def run(self) -> Iterator[list[Any]]:
+        """Lists of results, in input order (or completion order when not ordered)."""
+        self.reporter = make_reporter(self.options.progress, self.total)
+        try:
+            reason = self._serial_reason()
+            if reason is not None:
+                logger.debug("running serially in the caller: %s", reason)
+                self._initialize_caller()
+                yield from self._run_serially(0)
+                return
+            yield from self._run_with_backend()
+        finally:
+            if self.reporter is not None:
+                self.reporter.close()
+
+    @property
+    def backend_name(self) -> str:
+        backend = self.options.backend
+        return backend if isinstance(backend, str) else "executor"
+
+    def _on_done(self) -> Optional[Callable[[int], None]]:
+        return self.reporter.update if self.reporter is not None else None
+
+    def _serial_reason(self) -> Optional[str]:
+        if self.options.backend == "serial":
+            return 'backend="serial"'
+        if inside_worker():
+            return "called inside a parmap worker (nested calls run serially)"
+        if self.options.workers == 1 and self.options.serial_fallback:
+            return "workers=1"
+        return None
+
+    def _initialize_caller(self) -> None:
+        if self.options.initializer is not None:
+            self.options.initializer(*self.options.initargs)
+
+    def _run_serially(self, start: int) -> Iterator[list[Any]]:
+        return run_serially(
+            self.fn,
+            self.items,
+            start,
+            deadline=self.deadline,
+            on_done=self._on_done(),
+            batch_size=1 if self.lazy else 0,
+        )
+
+    # -- with a backend ---------------------------------------------------------------
+
+    def _run_with_backend(self) -> Iterator[list[Any]]:
+        release = self._acquire_pool()
+        try:
+            handover: Optional[Handover] = Handover(None, [], 0, None)
+            if self.options.serial_fallback:
+                handover = yield from self._serial_phase()
+            if handover is not None:
+                yield from self._parallel_phase(handover)
+        finally:
+            if self.pool is not None:
+                release(self.pool)
+
+    def _acquire_pool(self) -> Callable[[ProcessPool], None]:
+        """Check out a process pool if needed; return how to give it back.
+
+        The release function is bound now: a generator abandoned at interpreter exit
+        cannot import anything in its ``finally``.
+        """
+        if self.options.backend != "process":
+            return lambda pool: None
+        from ._backends._process import acquire_pool, release_pool
+        from ._serialization import dumps_initializer
+
+        options = self.options
+        init_payload = None
+        if options.initializer is not None:
+            init_payload = dumps_initializer(options.initializer, options.initargs)
+        assert options.start_method is not None
+        self.pool = acquire_pool(options.workers, options.start_method, init_payload)
+        return release_pool
+
+    def _open_session(self) -> Session:
+        if self.pool is not None:
+            from ._backends._process import ProcessSession
+            from ._serialization import dumps_callable
+
+            return ProcessSession(self.pool, dumps_callable(self.fn))
+        from ._backends._executor import executor_session, thread_session
+
+        options = self.options
+        if options.backend == "thread":
+            return thread_session(self.fn, options.workers, options.initializer, options.initargs)
+        assert not isinstance(options.backend, str)
+        return executor_session(options.backend, self.fn, options.workers)
+
+    def _parallel_phase(self, handover: Handover) -> Iterator[list[Any]]:
+        options = self.options
+        session = handover.session or self._open_session()
+        done = handover.next_index
+        next_size: Callable[[Optional[int]], int]
+        if options.chunksize is not None:
+            fixed = options.chunksize
+            next_size = lambda _: fixed  # noqa: E731 - a constant size
+        else:
+            next_size = partial(_sized, workers=options.workers, item_seconds=handover.item_seconds)
+        if options.buffersize is not None:
+            buffersize = options.buffersize
+        elif self.lazy:
+            buffersize = default_buffersize(options.workers, next_size(None))
+        else:
+            buffersize = sys.maxsize  # parallel_map holds the whole input anyway
+        logger.debug(
+            "going parallel: backend=%s workers=%d chunksize=%s buffersize=%d",
+            self.backend_name,
+            options.workers,
+            options.chunksize or "auto",
+            buffersize,
+        )
+        remaining = None if self.total is None else self.total - done
+        yield from run_chunks(
+            session,
+            iter_chunks(self.items, done, remaining, next_size),
+            ordered=options.ordered,
+            buffersize=buffersize,
+            deadline=self.deadline,
+            on_done=self._on_done(),
+            submitted=handover.submitted,
+        )
+
+    # -- the serial phase -------------------------------------------------------------
+
+    def _serial_phase(self) -> Generator[list[Any], None, Optional[Handover]]:
+        """Run items in the caller while that is the faster choice; None if it did all.
+
+        Known length: one probe, then a final decision. Unknown length (a stream):
+        probe again with a doubled budget while a long enough stream could still pay
+        off; the ski-rental rule: keep paying the small cost until it adds up to the
+        large one.
+        """
+        self._initialize_caller()
+        early = EarlyDispatch(self._open_session, self.items)
+        budget = max(MIN_PROBE_SECONDS, self._start_seconds())
+        limit = (self.options.buffersize or LAZY_PROBE_ITEMS) if self.lazy else None
+        done = 0
+        while True:
+            first_item: Callable[[], contextlib.AbstractContextManager[None]]
+            first_item = contextlib.nullcontext
+            if self.pool is not None and done == 0:
+                first_item = partial(early.armed, budget, 1)
+            found = probe(
+                self.fn,
+                self.items,
+                budget=budget,
+                deadline=self.deadline,
+                on_done=self._on_done(),
+                first_item=first_item,
+                stop=lambda: early.session is not None,
+                start=done,
+                limit=limit,
+            )
+            if early.error is not None:
+                if early.session is not None:
+                    early.session.cancel()
+                raise early.error
+            yield found.results
+            done += len(found.results)
+            if early.session is not None:
+                logger.debug("handed out %d item(s) while the first ran", len(early.submitted))
+                return Handover(
+                    early.session, early.submitted, early.next_index, found.item_seconds()
+                )
+            if found.exhausted:
+                return None
+            verdict = self._verdict(found, done)
+            if verdict == "parallel":
+                return Handover(None, [], done, found.item_seconds())
+            if verdict == "serial":
+                yield from self._run_serially(done)
+                return None
+            budget *= 2
+
+    def _verdict(self, found: Probe, done: int) -> str:
+        """ "parallel", "serial" (for the rest of the input) or "probe again" (a stream)."""
+        name = self.backend_name
+        per_item = 0.0
+        if name != "thread":
+            per_item = transfer_seconds(found.last_items, found.last_results())
+        costs = Costs(
+            start=self._start_seconds(),
+            per_chunk=CHUNK_SECONDS.get(name, CHUNK_SECONDS["executor"]),
+            per_item=per_item,
+        )
+        gil_seconds = found.cpu_seconds / len(found.results) if name == "thread" else 0.0
+
+        def pays_off(remaining: int) -> bool:
+            return parallel_pays_off(
+                found.item_seconds(),
+                remaining,
+                self.options.workers,
+                costs,
+                gil_seconds=gil_seconds,
+            )
+
+        # Unknown length: assume as much again is coming as has been seen so far.
+        remaining = done if self.total is None else self.total - done
+        if pays_off(remaining):
+            verdict = "parallel"
+        elif self.total is None and pays_off(ENDLESS):
+            verdict = "probe again"
+        else:
+            verdict = "serial"
+        logger.debug(
+            "probe: %d item(s) in %.2f ms (%.3g s each, %.3g s to send); %s left: %s",
+            len(found.results),
+            found.seconds * 1000,
+            found.item_seconds(),
+            costs.per_item,
+            "unknown" if self.total is None else remaining,
+            verdict,
+        )
+        return verdict
+
+    def _start_seconds(self) -> float:
+        if self.pool is not None:
+            if self.pool.started:
+                return WARM_START_SECONDS
+            return START_SECONDS[self.pool.start_method]
+        return THREAD_START_SECONDS if self.options.backend == "thread" else 0.0
+
+
+def _sized(remaining: Optional[int], *, workers: int, item_seconds: Optional[float]) -> int:
+    return chunk_size(remaining, workers, item_seconds)

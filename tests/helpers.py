@@ -1,0 +1,107 @@
+"""Functions the tests send to workers: importable by name under every start method."""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+_state = threading.local()
+worker_state: dict[str, Any] = {}
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def identity(x: Any) -> Any:
+    return x
+
+
+def pid_of(_: object) -> int:
+    return os.getpid()
+
+
+def fail_at(x: int, bad: int = 7) -> int:
+    if x == bad:
+        raise ValueError(f"bad item {x}")
+    return x
+
+
+def fail_at_seven(x: int) -> int:
+    return fail_at(x, 7)
+
+
+def exit_at_three(x: int) -> int:
+    """Kill the worker process outright on item 3, as a crash would."""
+    if x == 3:
+        os._exit(13)
+    return x
+
+
+def wait_forever_at_zero(x: int) -> int:
+    """Item 0 blocks on an event nobody sets, standing in for a hung task."""
+    if x == 0:
+        threading.Event().wait()
+    return x
+
+
+def spin(n: int) -> int:
+    """CPU-bound work of about n microseconds' worth of Python."""
+    total = 0
+    for i in range(n * 20):
+        total += i
+    return total
+
+
+class BadInit(Exception):
+    """An exception whose __init__ needs two arguments: it does not survive pickling."""
+
+    def __init__(self, a: int, b: int) -> None:
+        super().__init__(f"{a}-{b}")
+
+
+def raise_bad_init(x: int) -> int:
+    if x == 2:
+        raise BadInit(x, x)
+    return x
+
+
+def return_lock(x: int) -> object:
+    if x == 4:
+        return threading.Lock()
+    return x
+
+
+def set_state(value: str) -> None:
+    worker_state["value"] = value
+
+
+def read_state(_: object) -> str:
+    return str(worker_state.get("value"))
+
+
+def nested_map(x: int) -> list[int]:
+    from parmap import parallel_map
+
+    return parallel_map(square, range(x), serial_fallback=False)
+
+
+def fail_in_initializer() -> None:
+    raise RuntimeError("initializer failed on purpose")
+
+
+def worker_processes() -> list[Any]:
+    """This process's children, less multiprocessing's own long-lived helpers."""
+    import psutil
+
+    def is_helper(process: psutil.Process) -> bool:
+        try:
+            command = " ".join(process.cmdline())
+        except psutil.Error:
+            return False
+        return (
+            "multiprocessing.forkserver" in command or "multiprocessing.resource_tracker" in command
+        )
+
+    return [c for c in psutil.Process().children(recursive=True) if not is_helper(c)]

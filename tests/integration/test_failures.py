@@ -1,0 +1,149 @@
+"""Failures come back as clear exceptions, promptly, and the next call works."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from helpers import (
+    BadInit,
+    exit_at_three,
+    fail_at_seven,
+    fail_in_initializer,
+    raise_bad_init,
+    return_lock,
+    square,
+    wait_forever_at_zero,
+)
+from parmap import SerializationError, WorkerCrashedError, parallel_imap, parallel_map
+from parmap._errors import RemoteTraceback
+
+BACKENDS = ["process", "thread"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_exception_keeps_its_type_message_and_names_the_item(backend: str) -> None:
+    """fn's exception is re-raised as itself, with a note naming the item's index."""
+    with pytest.raises(ValueError, match="bad item 7") as info:
+        parallel_map(fail_at_seven, range(40), 2, 3, backend=backend, serial_fallback=False)
+    assert "parmap: raised by fn for the item at index 7" in getattr(info.value, "__notes__", [])
+
+
+def test_worker_traceback_is_the_cause(start_method: str) -> None:
+    """The worker's traceback travels as __cause__, naming the function that raised."""
+    with pytest.raises(ValueError) as info:
+        parallel_map(fail_at_seven, range(20), 2, start_method=start_method, serial_fallback=False)
+    cause = info.value.__cause__
+    assert isinstance(cause, RemoteTraceback)
+    assert "fail_at" in str(cause)
+    assert "bad item 7" in str(cause)
+
+
+def test_serial_fallback_raises_the_same_exception() -> None:
+    """Run in the caller, the same exception and note come back."""
+    with pytest.raises(ValueError, match="bad item 7") as info:
+        parallel_map(fail_at_seven, range(10))
+    assert "parmap: raised by fn for the item at index 7" in getattr(info.value, "__notes__", [])
+
+
+def test_next_call_works_after_an_exception() -> None:
+    """An exception from fn does not poison the pool."""
+    with pytest.raises(ValueError):
+        parallel_map(fail_at_seven, range(50), 2, 1, serial_fallback=False)
+    assert parallel_map(square, range(50), 2, 1, serial_fallback=False) == [
+        x * x for x in range(50)
+    ]
+
+
+def test_first_error_cancels_the_rest() -> None:
+    """The call does not wait for work nobody will read: a hung item is abandoned."""
+    began = time.monotonic()
+    with pytest.raises(ValueError):
+        # Worker A hangs on item 0 forever; worker B reaches item 7 and fails.
+        parallel_map(_hang_or_fail, range(40), 2, 1, serial_fallback=False, timeout=60)
+    assert time.monotonic() - began < 30
+
+
+def _hang_or_fail(x: int) -> int:
+    if x == 0:
+        wait_forever_at_zero(0)
+    return fail_at_seven(x)
+
+
+def test_worker_crash_raises_instead_of_hanging(start_method: str) -> None:
+    """A worker that dies mid-call gives WorkerCrashedError naming items and exit code."""
+    with pytest.raises(WorkerCrashedError, match=r"exit code 13.*item 3") as info:
+        parallel_map(
+            exit_at_three, range(10), 2, 1, start_method=start_method, serial_fallback=False
+        )
+    assert "next call starts fresh workers" in str(info.value)
+    assert parallel_map(
+        square, range(10), 2, 1, start_method=start_method, serial_fallback=False
+    ) == [x * x for x in range(10)]
+
+
+def test_timeout_raises_and_stops_the_workers() -> None:
+    """timeout= bounds the whole call; the hung worker is stopped, not left running."""
+    with pytest.raises(TimeoutError, match=r"timeout=0.5"):
+        parallel_map(wait_forever_at_zero, range(4), 2, 1, timeout=0.5, serial_fallback=False)
+    assert parallel_map(square, range(6), 2, 1, serial_fallback=False) == [x * x for x in range(6)]
+
+
+def test_imap_timeout_applies_to_each_wait() -> None:
+    """A parallel_imap whose next result never comes raises TimeoutError."""
+    results = parallel_imap(
+        wait_forever_at_zero, range(4), 2, 1, timeout=0.5, serial_fallback=False
+    )
+    with pytest.raises(TimeoutError):
+        next(results)
+
+
+def test_unpicklable_item_names_its_index() -> None:
+    """An item that cannot be pickled gives SerializationError with index and type."""
+    items: list[object] = [1, 2, 3, threading.Lock(), 5]
+    with pytest.raises(SerializationError, match=r"index 3 \(a lock\)"):
+        parallel_map(str, items, 2, 1, serial_fallback=False)
+
+
+def test_unpicklable_result_names_its_index() -> None:
+    """A result that cannot be pickled gives SerializationError naming the item."""
+    with pytest.raises(SerializationError, match=r"result for the item at index 4"):
+        parallel_map(return_lock, range(8), 2, 1, serial_fallback=False)
+
+
+def test_unpicklable_exception_still_reports_type_and_message() -> None:
+    """An exception that does not survive pickling is replaced by a clear stand-in."""
+    with pytest.raises(SerializationError, match=r"BadInit: 2-2") as info:
+        parallel_map(raise_bad_init, range(6), 2, 1, serial_fallback=False)
+    assert "BadInit" in str(info.value.__cause__)
+
+
+def test_unpicklable_fn_is_reported_before_work_starts() -> None:
+    """fn closing over a lock cannot be sent: SerializationError says so and how to fix."""
+    lock = threading.Lock()
+
+    def uses_lock(x: int) -> int:
+        with lock:
+            return x
+
+    with pytest.raises(SerializationError, match=r"cannot send fn \(.*uses_lock\)"):
+        parallel_map(uses_lock, range(6), 2, serial_fallback=False)
+
+
+def test_initializer_failure_is_raised_in_the_caller() -> None:
+    """An initializer that raises in the workers raises in the caller, not a hang."""
+    with pytest.raises(RuntimeError, match="initializer failed on purpose") as info:
+        parallel_map(square, range(6), 2, initializer=fail_in_initializer, serial_fallback=False)
+    assert "parmap: raised by the initializer in a worker process" in getattr(
+        info.value, "__notes__", []
+    )
+
+
+def test_bad_init_exception_class_is_what_it_says() -> None:
+    """Sanity check of the helper: BadInit really does not unpickle."""
+    import pickle
+
+    with pytest.raises(TypeError):
+        pickle.loads(pickle.dumps(BadInit(1, 2)))

@@ -1,0 +1,164 @@
+"""parallel_imap stays lazy and bounded; the warm pool, initializer and nesting behave."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+
+import psutil
+
+import parmap
+from helpers import (
+    identity,
+    nested_map,
+    pid_of,
+    read_state,
+    set_state,
+    spin,
+    square,
+    worker_processes,
+)
+from parmap import parallel_imap, parallel_map
+
+
+class CountingSource:
+    """An endless iterator that records how many items were read from it."""
+
+    def __init__(self) -> None:
+        self.read = 0
+
+    def __iter__(self) -> Iterator[int]:
+        for value in itertools.count():
+            self.read += 1
+            yield value
+
+
+def test_imap_reads_a_bounded_number_of_items_ahead() -> None:
+    """On endless input, at most buffersize items are read beyond what was consumed."""
+    source = CountingSource()
+    results = parallel_imap(square, source, 2, 4, buffersize=16, serial_fallback=False)
+    taken = list(itertools.islice(results, 100))
+    assert taken == [x * x for x in range(100)]
+    assert source.read <= 100 + 16 + 4
+    results.close()  # type: ignore[attr-defined]
+
+
+def test_imap_default_buffer_is_bounded_with_fallback_on() -> None:
+    """With defaults, an endless generator is consumed in bounded memory too."""
+    source = CountingSource()
+    results = parallel_imap(identity, source, 2)
+    for _ in itertools.islice(results, 50_000):
+        pass
+    assert source.read < 50_000 + 200_000
+    results.close()  # type: ignore[attr-defined]
+
+
+def test_imap_starts_nothing_before_first_next() -> None:
+    """Creating the iterator reads no input and starts no process."""
+    source = CountingSource()
+    results = parallel_imap(square, source, 2, serial_fallback=False)
+    assert source.read == 0
+    assert worker_processes() == []
+    assert next(results) == 0
+    results.close()  # type: ignore[attr-defined]
+
+
+def test_abandoned_imap_stops_its_work() -> None:
+    """Breaking out of the loop cancels outstanding chunks; the next call works."""
+    for value in parallel_imap(spin, itertools.repeat(200), 2, 1, serial_fallback=False):
+        assert value > 0
+        break
+    assert parallel_map(square, range(10), 2, serial_fallback=False) == [x * x for x in range(10)]
+
+
+def test_warm_pool_is_reused_between_calls() -> None:
+    """A second call runs on the same worker processes: no start-up paid again."""
+    first = set(parallel_map(pid_of, range(20), 2, 1, serial_fallback=False))
+    second = set(parallel_map(pid_of, range(20), 2, 1, serial_fallback=False))
+    assert first == second
+
+
+def test_shutdown_stops_the_warm_pool() -> None:
+    """shutdown() ends the workers; a later call starts new ones."""
+    first = set(parallel_map(pid_of, range(20), 2, 1, serial_fallback=False))
+    parmap.shutdown()
+    assert not any(
+        psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie" for pid in first
+    )
+    second = set(parallel_map(pid_of, range(20), 2, 1, serial_fallback=False))
+    assert first.isdisjoint(second)
+
+
+def test_initializer_runs_in_each_worker(start_method: str) -> None:
+    """initializer(*initargs) sets per-worker state that fn can read."""
+    values = parallel_map(
+        read_state,
+        range(10),
+        2,
+        1,
+        start_method=start_method,
+        initializer=set_state,
+        initargs=("ready",),
+        serial_fallback=False,
+    )
+    assert values == ["ready"] * 10
+
+
+def test_initializer_runs_in_the_caller_when_items_run_there() -> None:
+    """Serially run items see the initializer's state as workers would."""
+    from helpers import worker_state
+
+    worker_state.clear()
+    assert (
+        parallel_map(read_state, range(3), initializer=set_state, initargs=("here",))
+        == ["here"] * 3
+    )
+
+
+def test_thread_backend_initializer_runs_per_thread() -> None:
+    """backend='thread' runs the initializer in its threads too."""
+    values = parallel_map(
+        read_state,
+        range(10),
+        3,
+        1,
+        backend="thread",
+        initializer=set_state,
+        initargs=("t",),
+        serial_fallback=False,
+    )
+    assert values == ["t"] * 10
+
+
+def test_nested_calls_run_serially_inside_workers() -> None:
+    """fn calling parallel_map does not start workers of its own."""
+    results = parallel_map(nested_map, [3, 4, 5], 2, 1, serial_fallback=False)
+    assert results == [[x * x for x in range(n)] for n in (3, 4, 5)]
+    grandchildren = [c for child in psutil.Process().children() for c in child.children()]
+    assert grandchildren == []
+
+
+def test_small_input_starts_no_process() -> None:
+    """parallel_map(f, range(10)) runs in the caller: no process is started."""
+    parmap.shutdown()
+    assert parallel_map(square, range(10)) == [x * x for x in range(10)]
+    assert worker_processes() == []
+
+
+def test_million_trivial_items_stay_in_the_caller() -> None:
+    """Cheap items are not worth sending anywhere: no worker is started."""
+    parmap.shutdown()
+    assert parallel_map(identity, range(1_000_000)) == list(range(1_000_000))
+    assert worker_processes() == []
+
+
+def test_costly_items_go_to_workers() -> None:
+    """Items that take milliseconds each are handed to worker processes."""
+    pids = set(parallel_map(_spin_then_pid, range(60), 2))
+    assert pids - {os.getpid()}
+
+
+def _spin_then_pid(_: int) -> int:
+    spin(5000)
+    return os.getpid()
