@@ -84,11 +84,16 @@ def parallel_map(
         initializer=initializer,
         initargs=initargs,
     )
-    items = iterable if isinstance(iterable, list) else list(iterable)
-    results: list[R] = []
-    for chunk_results in Call(fn, iter(items), len(items), options, lazy=False).run():
-        results.extend(chunk_results)
-    return results
+    # Sized inputs (lists, tuples, ranges, dicts...) are read as they go; others first.
+    items = iterable if hasattr(iterable, "__len__") else list(iterable)
+    total = len(items)  # type: ignore[arg-type]
+    results: Optional[list[R]] = None
+    for chunk_results in Call(fn, iter(items), total, options, lazy=False).run():
+        if results is None:
+            results = chunk_results  # often the only list: no copy
+        else:
+            results.extend(chunk_results)
+    return [] if results is None else results
 
 
 def parallel_imap(

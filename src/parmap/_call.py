@@ -26,7 +26,7 @@ from ._options import Options
 from ._platform import inside_worker
 from ._progress import ProgressReporter, make_reporter
 from ._scheduler import Deadline, iter_chunks, run_chunks
-from ._serial import Probe, probe, run_serially, transfer_seconds
+from ._serial import Probe, extend_serially, probe, run_serially
 
 if TYPE_CHECKING:
     from ._backends._process import ProcessPool
@@ -243,6 +243,13 @@ class Call:
                 if early.session is not None:
                     early.session.cancel()
                 raise early.error
+            if early.session is None and not found.exhausted:
+                verdict = self._verdict(found, done + len(found.results))
+                if verdict == "serial" and not self.lazy:
+                    # All the rest in one go, into the same list: as fast as map.
+                    extend_serially(found.results, self.fn, self.items, done)
+                    yield found.results
+                    return None
             yield found.results
             done += len(found.results)
             if early.session is not None:
@@ -252,7 +259,6 @@ class Call:
                 )
             if found.exhausted:
                 return None
-            verdict = self._verdict(found, done)
             if verdict == "parallel":
                 return Handover(None, [], done, found.item_seconds())
             if verdict == "serial":
@@ -265,7 +271,7 @@ class Call:
         name = self.backend_name
         per_item = 0.0
         if name != "thread":
-            per_item = transfer_seconds(found.last_items, found.last_results())
+            per_item = found.transfer_seconds()
         costs = Costs(
             start=self._start_seconds(),
             per_chunk=CHUNK_SECONDS.get(name, CHUNK_SECONDS["executor"]),

@@ -8,16 +8,16 @@ every extra worker only adds memory and contention. This module imports nothing 
 
 from __future__ import annotations
 
+import functools
 import math
 import os
-from pathlib import Path
 
 #: Environment variable that overrides the detected count (the name Python 3.13 uses
 #: for ``os.process_cpu_count``).
 CPU_COUNT_ENV = "PYTHON_CPU_COUNT"
 
-CGROUP_ROOT = Path("/sys/fs/cgroup")
-PROC_SELF_CGROUP = Path("/proc/self/cgroup")
+CGROUP_ROOT = "/sys/fs/cgroup"
+PROC_SELF_CGROUP = "/proc/self/cgroup"
 
 
 def available_cpus() -> int:
@@ -26,7 +26,7 @@ def available_cpus() -> int:
     if override is not None:
         return override
     count = _affinity_count()
-    quota = cgroup_cpu_limit()
+    quota = _process_cgroup_limit()
     if quota is not None:
         count = min(count, max(1, math.ceil(quota)))
     return max(1, count)
@@ -49,44 +49,53 @@ def _affinity_count() -> int:
     return os.cpu_count() or 1
 
 
+@functools.lru_cache(maxsize=1)
+def _process_cgroup_limit() -> float | None:
+    """Read once per process: a quota changes only if the container is reconfigured."""
+    return cgroup_cpu_limit()
+
+
 def cgroup_cpu_limit(
-    root: Path = CGROUP_ROOT, proc_self_cgroup: Path = PROC_SELF_CGROUP
+    root: str = CGROUP_ROOT, proc_self_cgroup: str = PROC_SELF_CGROUP
 ) -> float | None:
     """The CPU quota of this process's cgroup (v2 or v1) in CPUs, or None if unlimited."""
-    try:
-        membership = proc_self_cgroup.read_text()
-    except OSError:
+    membership = _read(proc_self_cgroup)
+    if membership is None:
         return None
     limits = [*_cgroup_v2_limits(root, membership), *_cgroup_v1_limits(root, membership)]
     return min(limits) if limits else None
 
 
-def _cgroup_v2_limits(root: Path, membership: str) -> list[float]:
+def _cgroup_v2_limits(root: str, membership: str) -> list[float]:
     """Quotas from ``cpu.max`` of the process's v2 cgroup and each of its ancestors."""
     limits = []
     for line in membership.splitlines():
         hierarchy, _, path = line.partition("::")
         if hierarchy != "0" or not path:
             continue
-        group = Path(path.strip())
-        for directory in (group, *group.parents):
-            limit = parse_cpu_max(_read(root / directory.relative_to("/") / "cpu.max"))
+        group = path.strip().strip("/")
+        while True:
+            limit = parse_cpu_max(_read(os.path.join(root, group, "cpu.max")))
             if limit is not None:
                 limits.append(limit)
+            if not group:
+                break
+            group = os.path.dirname(group)
     return limits
 
 
-def _cgroup_v1_limits(root: Path, membership: str) -> list[float]:
+def _cgroup_v1_limits(root: str, membership: str) -> list[float]:
     """The quota of the v1 ``cpu`` controller, if the process is in one."""
     for line in membership.splitlines():
         parts = line.split(":", 2)
         if len(parts) != 3 or "cpu" not in parts[1].split(","):
             continue
         for mount in ("cpu,cpuacct", "cpu"):
-            base = root / mount
-            for directory in (base / parts[2].strip().lstrip("/"), base):
+            base = os.path.join(root, mount)
+            for directory in (os.path.join(base, parts[2].strip().lstrip("/")), base):
                 limit = parse_cfs_quota(
-                    _read(directory / "cpu.cfs_quota_us"), _read(directory / "cpu.cfs_period_us")
+                    _read(os.path.join(directory, "cpu.cfs_quota_us")),
+                    _read(os.path.join(directory, "cpu.cfs_period_us")),
                 )
                 if limit is not None:
                     return [limit]
@@ -120,8 +129,9 @@ def _ratio(quota: str, period: str) -> float | None:
     return quota_us / period_us
 
 
-def _read(path: Path) -> str | None:
+def _read(path: str) -> str | None:
     try:
-        return path.read_text()
+        with open(path, encoding="ascii") as file:
+            return file.read()
     except (OSError, ValueError):
         return None

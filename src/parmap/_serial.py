@@ -31,14 +31,14 @@ class Probe:
     seconds: float
     cpu_seconds: float
     exhausted: bool
-    last_items: list[Any]
+    sample: list[Any]  # the first items run (at most TRANSFER_SAMPLE)
 
     def item_seconds(self) -> float:
         return self.seconds / max(1, len(self.results))
 
-    def last_results(self) -> list[Any]:
-        """The results of the last batch (those of ``last_items``)."""
-        return self.results[len(self.results) - len(self.last_items) :]
+    def transfer_seconds(self) -> float:
+        """Seconds to pickle and unpickle one item and its result (a sample's average)."""
+        return transfer_seconds(self.sample, self.results[: len(self.sample)])
 
 
 def probe(
@@ -60,23 +60,26 @@ def probe(
     ``stop()`` says so.
     """
     results: list[Any] = []
-    batch: list[Any] = []
+    sample: list[Any] = []  # the first items, kept to price sending one
     size = 1
     began, began_cpu = time.perf_counter(), time.thread_time()
     while True:
         if limit is not None:
             size = max(1, min(size, limit - len(results)))
-        batch = list(islice(items, size))
-        if results:
-            _extend(results, fn, batch, start)
-        else:
-            with first_item():
-                _extend(results, fn, batch, start)
-        if on_done is not None and batch:
-            on_done(len(batch))
+        before = len(results)
+        if len(sample) < TRANSFER_SAMPLE:
+            batch = list(islice(items, size))
+            sample.extend(batch[: TRANSFER_SAMPLE - len(sample)])
+            with first_item() if not results else contextlib.nullcontext():
+                extend_serially(results, fn, batch, start)
+        else:  # no copy of the batch: as fast as map itself
+            extend_serially(results, fn, islice(items, size), start)
+        ran = len(results) - before
+        if on_done is not None and ran:
+            on_done(ran)
         elapsed = time.perf_counter() - began
         full = limit is not None and len(results) >= limit
-        if len(batch) < size or elapsed >= budget or full or stop():
+        if ran < size or elapsed >= budget or full or stop():
             break
         if deadline is not None:
             deadline.left()
@@ -85,8 +88,8 @@ def probe(
         results=results,
         seconds=elapsed,
         cpu_seconds=time.thread_time() - began_cpu,
-        exhausted=len(batch) < size,
-        last_items=batch,
+        exhausted=ran < size,
+        sample=sample,
     )
 
 
@@ -106,7 +109,7 @@ def run_serially(
     """
     if not batch_size and deadline is None and on_done is None:
         results: list[Any] = []
-        _extend(results, fn, items, start)
+        extend_serially(results, fn, items, start)
         yield results
         return
     size = batch_size or 1
@@ -117,7 +120,7 @@ def run_serially(
         if not batch:
             return
         results = []
-        _extend(results, fn, batch, start)
+        extend_serially(results, fn, batch, start)
         start += len(batch)
         if on_done is not None:
             on_done(len(batch))
@@ -125,7 +128,9 @@ def run_serially(
         size = min(size * 2, batch_size or 1024)
 
 
-def _extend(results: list[Any], fn: Callable[[Any], Any], items: Any, start: int = 0) -> None:
+def extend_serially(
+    results: list[Any], fn: Callable[[Any], Any], items: Any, start: int = 0
+) -> None:
     """``results.extend(map(fn, items))``; *start* is the index of ``results[0]``."""
     try:
         results.extend(map(fn, items))
