@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+from helpers import START_METHODS
 
 settings.register_profile(
     "parmap",
@@ -16,10 +17,6 @@ settings.register_profile(
 )
 settings.register_profile("thorough", parent=settings.get_profile("parmap"), max_examples=200)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "parmap"))
-
-START_METHODS = [
-    m for m in ("fork", "spawn", "forkserver") if m in multiprocessing.get_all_start_methods()
-]
 
 
 @pytest.fixture(params=START_METHODS)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import threading
 from typing import Any
+
+#: The start methods this platform offers; every process behaviour is tested under each.
+START_METHODS = [
+    m for m in ("fork", "spawn", "forkserver") if m in multiprocessing.get_all_start_methods()
+]
 
 _state = threading.local()
 worker_state: dict[str, Any] = {}

@@ -19,7 +19,7 @@ def no_leftover_processes() -> Iterator[None]:
     yield
     parmap.shutdown()
     children = worker_processes()
-    gone, alive = psutil.wait_procs(children, timeout=5)
+    _, alive = psutil.wait_procs(children, timeout=5)
     assert not alive, f"worker processes left behind: {alive}"
     stray = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
     for thread in stray:

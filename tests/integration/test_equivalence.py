@@ -8,20 +8,32 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from helpers import identity, pid_of, square
+from helpers import START_METHODS, identity, pid_of, square
 from parmap import parallel_imap, parallel_map
 
 chunksizes = st.none() | st.integers(1, 50)
 
 
-@given(xs=st.lists(st.integers()), workers=st.integers(1, 3), chunksize=chunksizes)
+@given(
+    xs=st.lists(st.integers()),
+    workers=st.integers(1, 3),
+    chunksize=chunksizes,
+    start_method=st.sampled_from(START_METHODS),
+)
 def test_process_backend_matches_builtin_map(
-    xs: list[int], workers: int, chunksize: int | None
+    xs: list[int], workers: int, chunksize: int | None, start_method: str
 ) -> None:
-    """Same results, same order as map(), for any input, workers and chunksize."""
-    assert parallel_map(square, xs, workers, chunksize, serial_fallback=False) == list(
-        map(square, xs)
+    """Same results, same order as map(), for any input, workers, chunksize, start method."""
+    result = parallel_map(
+        square, xs, workers, chunksize, start_method=start_method, serial_fallback=False
     )
+    assert result == list(map(square, xs))
+
+
+@given(xs=st.lists(st.integers(), max_size=300), fallback=st.booleans())
+def test_defaults_match_builtin_map(xs: list[int], fallback: bool) -> None:
+    """With default workers and chunksize, with or without serial fallback."""
+    assert parallel_map(square, xs, serial_fallback=fallback) == list(map(square, xs))
 
 
 @given(xs=st.lists(st.integers()), workers=st.integers(1, 8), chunksize=chunksizes)
@@ -67,7 +79,7 @@ def test_unordered_imap_yields_every_result_once(xs: list[int], chunksize: int |
         tuple,
         lambda xs: range(len(xs)),
         lambda xs: (x for x in xs),
-        lambda xs: dict.fromkeys(xs),
+        dict.fromkeys,
     ],
     ids=["list", "tuple", "range", "generator", "dict"],
 )

@@ -1,0 +1,106 @@
+"""Behaviour that only a fresh interpreter can show: __main__ functions, exit, warnings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from support import describe, run_python
+
+MAP_MAIN_FUNCTION = """
+import sys
+from parmap import parallel_map
+
+def triple(x):
+    return 3 * x
+
+if __name__ == "__main__":
+    method = sys.argv[1] if len(sys.argv) > 1 else {method!r}
+    options = dict(workers=2, start_method=method, serial_fallback=False)
+    print(parallel_map(triple, range(50), **options) == [3 * x for x in range(50)])
+    print(parallel_map(lambda x: x - 1, range(50), **options) == [x - 1 for x in range(50)])
+"""
+
+
+@pytest.mark.parametrize("how", ["script", "-c"])
+def test_functions_defined_in_main_work(how: str, start_method: str, tmp_path: Path) -> None:
+    """Functions and lambdas from a script or python -c run in workers of every start method."""
+    result = run_python(MAP_MAIN_FUNCTION.format(method=start_method), how=how, tmp_path=tmp_path)
+    assert result.returncode == 0, describe(result)
+    assert result.stdout.split() == ["True", "True"], describe(result)
+
+
+def test_functions_piped_on_stdin_work_under_fork(tmp_path: Path) -> None:
+    """Code piped on stdin maps its own functions (spawn and forkserver: see issue 3)."""
+    result = run_python(MAP_MAIN_FUNCTION.format(method="fork"), how="stdin", tmp_path=tmp_path)
+    assert result.returncode == 0, describe(result)
+    assert result.stdout.split() == ["True", "True"], describe(result)
+
+
+def test_exit_with_a_warm_pool_is_prompt_and_quiet(start_method: str, tmp_path: Path) -> None:
+    """The interpreter exits with the pool still warm: no hang, no warning, no leaked resources."""
+    code = f"""
+    import warnings
+    warnings.simplefilter("error")
+    from parmap import parallel_map
+
+    def square(x):
+        return x * x
+
+    if __name__ == "__main__":
+        options = dict(workers=2, start_method={start_method!r}, serial_fallback=False)
+        assert parallel_map(square, range(100), **options)[-1] == 99 * 99
+        print("done")
+    """
+    result = run_python(code, tmp_path=tmp_path, timeout=30)
+    assert result.returncode == 0, describe(result)
+    assert result.stdout.strip() == "done"
+    assert result.stderr == "", describe(result)
+
+
+def test_workers_do_not_outlive_an_exited_caller(tmp_path: Path) -> None:
+    """After the caller exits, none of its worker processes is still running."""
+    import psutil
+
+    code = """
+    import os
+    from parmap import parallel_map
+
+    if __name__ == "__main__":
+        pids = set(parallel_map(lambda _: os.getpid(), range(20), 2, 1, serial_fallback=False))
+        print(" ".join(map(str, sorted(pids))))
+    """
+    result = run_python(code, tmp_path=tmp_path)
+    assert result.returncode == 0, describe(result)
+    pids = [int(pid) for pid in result.stdout.split()]
+    assert pids, describe(result)
+    survivors = [
+        pid
+        for pid in pids
+        if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    ]
+    assert survivors == []
+
+
+def test_debug_log_explains_the_decisions(tmp_path: Path) -> None:
+    """The parmap logger at DEBUG says why a call ran serially or went parallel."""
+    code = """
+    import logging
+    from parmap import parallel_map
+
+    def square(x):
+        return x * x
+
+    if __name__ == "__main__":
+        logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
+        parallel_map(square, range(10))
+        parallel_map(square, range(10), serial_fallback=False, workers=2)
+        parallel_map(square, range(10), backend="serial")
+    """
+    result = run_python(code, tmp_path=tmp_path)
+    assert result.returncode == 0, describe(result)
+    log = result.stderr
+    assert "parmap: going parallel: backend=process workers=2" in log, log
+    assert "started 2" in log, log
+    assert 'running serially in the caller: backend="serial"' in log, log

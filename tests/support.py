@@ -1,0 +1,71 @@
+"""Running Python code in a fresh interpreter, with a hard time limit."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Optional
+
+#: Seconds a child interpreter may take before the test fails (and the child is killed).
+CHILD_TIMEOUT = 60
+
+
+def run_python(
+    code: str,
+    *,
+    how: str = "script",
+    tmp_path: Optional[Path] = None,
+    timeout: float = CHILD_TIMEOUT,
+    env: Optional[dict[str, str]] = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run *code* as a script file, with ``-c``, or piped on stdin; return the result.
+
+    The child's stdout and stderr are shown in the assertion message when it fails or
+    runs out of time, so a regression is diagnosed from the test report alone.
+    """
+    code = textwrap.dedent(code)
+    command = [sys.executable, "-X", "faulthandler"]
+    stdin = None
+    if how == "script":
+        assert tmp_path is not None, "a script needs a folder"
+        script = tmp_path / "script.py"
+        script.write_text(code)
+        command.append(str(script))
+    elif how == "-c":
+        command += ["-c", code]
+    elif how == "stdin":
+        command.append("-")
+        stdin = code
+    else:
+        raise ValueError(f"how must be 'script', '-c' or 'stdin' (got {how!r})")
+    child_env = {**os.environ, **(env or {})}
+    child_env.pop("PYTHONSTARTUP", None)
+    try:
+        return subprocess.run(
+            command,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=child_env,
+            cwd=tmp_path,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as expired:
+        raise AssertionError(
+            f"child interpreter ran past {timeout} s\n"
+            f"stdout:\n{_text(expired.stdout)}\nstderr:\n{_text(expired.stderr)}"
+        ) from None
+
+
+def describe(result: subprocess.CompletedProcess[str]) -> str:
+    return f"exit code {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    return str(value or "")
