@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import os
+import time
 from collections.abc import Iterator
 
 import psutil
+import pytest
 
 import parmap
 from helpers import (
@@ -161,4 +164,23 @@ def test_costly_items_go_to_workers() -> None:
 
 def _spin_then_pid(_: int) -> int:
     spin(5000)
+    return os.getpid()
+
+
+def test_long_first_item_hands_out_work_meanwhile(caplog: pytest.LogCaptureFixture) -> None:
+    """While the caller runs a long first item, the workers start and take the next ones."""
+    parmap.shutdown()
+    with caplog.at_level(logging.DEBUG, logger="parmap"):
+        pids = parallel_map(_long_first_item, range(6), 2)
+    assert "handed out 2 item(s) while the first ran" in caplog.text
+    assert pids[0] == os.getpid()
+    assert os.getpid() not in pids[1:3]
+
+
+def _long_first_item(x: int) -> int:
+    """Item 0 computes for a quarter of a second; the others return at once."""
+    if x == 0:
+        deadline = time.perf_counter() + 0.25
+        while time.perf_counter() < deadline:
+            spin(100)
     return os.getpid()
