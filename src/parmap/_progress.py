@@ -43,5 +43,8 @@ def _tqdm_reporter(total: Optional[int]) -> ProgressReporter:
     except ImportError as exc:
         msg = f"progress=True needs tqdm, which is not installed. Install it with: {INSTALL_HINT}"
         raise ImportError(msg) from exc
-    bar: Any = tqdm(total=total, unit="item")
+    # No monitor thread: tqdm keeps it alive after the bar closes, and parmap leaves
+    # no threads behind.
+    quiet_tqdm: Any = type("ParmapTqdm", (tqdm,), {"monitor_interval": 0})
+    bar = quiet_tqdm(total=total, unit="item")
     return ProgressReporter(bar.update, bar.close)

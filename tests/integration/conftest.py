@@ -9,6 +9,7 @@ import psutil
 import pytest
 
 import parmap
+
 from helpers import worker_processes
 
 

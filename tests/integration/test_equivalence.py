@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from helpers import START_METHODS, identity, pid_of, square
 from parmap import parallel_imap, parallel_map
+
+from helpers import START_METHODS, identity, pid_of, square
 
 chunksizes = st.none() | st.integers(1, 50)
 

@@ -7,6 +7,9 @@ import time
 
 import pytest
 
+from parmap import SerializationError, WorkerCrashedError, parallel_imap, parallel_map
+from parmap._errors import RemoteTraceback
+
 from helpers import (
     BadInit,
     exit_at_three,
@@ -17,8 +20,6 @@ from helpers import (
     square,
     wait_forever_at_zero,
 )
-from parmap import SerializationError, WorkerCrashedError, parallel_imap, parallel_map
-from parmap._errors import RemoteTraceback
 
 BACKENDS = ["process", "thread"]
 

@@ -12,6 +12,8 @@ import psutil
 import pytest
 
 import parmap
+from parmap import parallel_imap, parallel_map
+
 from helpers import (
     identity,
     nested_map,
@@ -22,7 +24,6 @@ from helpers import (
     square,
     worker_processes,
 )
-from parmap import parallel_imap, parallel_map
 
 
 class CountingSource:

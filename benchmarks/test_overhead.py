@@ -1,0 +1,57 @@
+"""What parmap costs next to the builtin map it replaces (pytest-benchmark).
+
+Run: ``python -m pytest benchmarks --benchmark-only``; CI runs them once with
+``--benchmark-disable`` so they cannot rot. Each benchmark checks its result too.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pytest
+
+import parmap
+from parmap import parallel_map
+from parmap._bench import cpu_bound
+
+Benchmark = Any  # pytest-benchmark's fixture
+
+
+def increment(x: int) -> int:
+    return x + 1
+
+
+@pytest.mark.parametrize(
+    "runner",
+    [lambda xs: list(map(increment, xs)), lambda xs: parallel_map(increment, xs)],
+    ids=["map", "parallel_map"],
+)
+def test_ten_trivial_items(benchmark: Benchmark, runner: Callable[[range], list[int]]) -> None:
+    """range(10): parmap runs it in the caller; the gap to map is its fixed cost."""
+    assert benchmark(runner, range(10)) == list(range(1, 11))
+
+
+@pytest.mark.parametrize(
+    "runner",
+    [lambda xs: list(map(increment, xs)), lambda xs: parallel_map(increment, xs)],
+    ids=["map", "parallel_map"],
+)
+def test_million_trivial_items(benchmark: Benchmark, runner: Callable[[range], list[int]]) -> None:
+    """One million trivial items: parallel cannot pay, so parmap must match map."""
+    result = benchmark(runner, range(1_000_000))
+    assert len(result) == 1_000_000
+    assert result[-1] == 1_000_000
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["cold-pool", "warm-pool"])
+def test_origin_example_small(benchmark: Benchmark, warm: bool) -> None:
+    """The origin example at a tenth of its size, with and without a warm pool."""
+    numbers = [500_000 + x for x in range(20)]
+    expected = list(map(cpu_bound, numbers))
+
+    def run() -> list[int]:
+        if not warm:
+            parmap.shutdown()
+        return parallel_map(cpu_bound, numbers)
+
+    assert benchmark(run) == expected

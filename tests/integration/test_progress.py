@@ -1,0 +1,72 @@
+"""progress= counts items, not chunks, in every mode."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from parmap import parallel_imap, parallel_map
+
+from helpers import fail_at_seven, square
+
+
+@pytest.mark.parametrize("fallback", [True, False])
+@pytest.mark.parametrize("backend", ["process", "thread", "serial"])
+def test_callback_counts_every_item(backend: str, fallback: bool) -> None:
+    """callback(done, total) is called in the caller, done rising to the item count."""
+    calls: list[tuple[int, int | None]] = []
+    result = parallel_map(
+        square,
+        range(100),
+        2,
+        7,
+        backend=backend,
+        serial_fallback=fallback,
+        progress=lambda d, t: calls.append((d, t)),
+    )
+    assert result == [x * x for x in range(100)]
+    assert calls[-1] == (100, 100)
+    done = [d for d, _ in calls]
+    assert done == sorted(done)
+
+
+def test_callback_total_is_none_for_a_generator() -> None:
+    """Without a length, total is None and done still counts items."""
+    calls: list[tuple[int, int | None]] = []
+    out = list(
+        parallel_imap(
+            square,
+            (x for x in range(30)),
+            2,
+            4,
+            serial_fallback=False,
+            progress=lambda d, t: calls.append((d, t)),
+        )
+    )
+    assert out == [x * x for x in range(30)]
+    assert calls[-1] == (30, None)
+
+
+def test_tqdm_bar_is_written_and_closed(capsys: pytest.CaptureFixture[str]) -> None:
+    """progress=True draws a tqdm bar on stderr that ends at the item count."""
+    assert (
+        parallel_map(square, range(50), 2, 5, serial_fallback=False, progress=True)[-1] == 49 * 49
+    )
+    err = capsys.readouterr().err
+    assert "50/50" in err
+
+
+def test_tqdm_bar_is_closed_on_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """An exception from fn still closes the bar (no half-drawn line left behind)."""
+    with pytest.raises(ValueError):
+        parallel_map(fail_at_seven, range(50), 2, 1, serial_fallback=False, progress=True)
+    assert capsys.readouterr().err.endswith("\n")
+
+
+def test_progress_true_without_tqdm_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Missing tqdm: an ImportError that gives the install command, before work starts."""
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    with pytest.raises(ImportError, match=r"pip install 'parmap-ng\[progress\]'"):
+        parallel_map(square, range(10), progress=True)
