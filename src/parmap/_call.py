@@ -47,6 +47,8 @@ MIN_PROBE_SECONDS = 0.001
 #: Most items one probe round of parallel_imap reads (unless buffersize says otherwise),
 #: so a lazy consumer never waits for, nor holds, more than this.
 LAZY_PROBE_ITEMS = 1024
+#: Imported only once a call may need worker processes.
+_PROCESS_MODULE = "parmap._backends._process"
 #: "A stream long enough that start-up costs vanish", for the cost model.
 ENDLESS = 10**12
 
@@ -80,6 +82,7 @@ class Call:
         self.deadline = Deadline(options.timeout) if options.timeout is not None else None
         self.reporter: Optional[ProgressReporter] = None
         self.pool: Optional[ProcessPool] = None
+        self._release_pool: Callable[[ProcessPool], None] = lambda pool: None
 
     def run(self) -> Iterator[list[Any]]:
         """Lists of results, in input order (or completion order when not ordered)."""
@@ -130,7 +133,8 @@ class Call:
     # -- with a backend ---------------------------------------------------------------
 
     def _run_with_backend(self) -> Iterator[list[Any]]:
-        release = self._acquire_pool()
+        if _PROCESS_MODULE in sys.modules:  # a warm pool may be waiting: check it out
+            self._acquire_pool()
         try:
             handover: Optional[Handover] = Handover(None, [], 0, None)
             if self.options.serial_fallback:
@@ -139,16 +143,17 @@ class Call:
                 yield from self._parallel_phase(handover)
         finally:
             if self.pool is not None:
-                release(self.pool)
+                self._release_pool(self.pool)
 
-    def _acquire_pool(self) -> Callable[[ProcessPool], None]:
-        """Check out a process pool if needed; return how to give it back.
+    def _acquire_pool(self) -> Optional[ProcessPool]:
+        """Check out a process pool (process backend only), at most once per call.
 
-        The release function is bound now: a generator abandoned at interpreter exit
-        cannot import anything in its ``finally``.
+        Deferred until workers may be needed, so that a call that stays in the caller
+        never imports ``multiprocessing``. The release function is bound here: a
+        generator abandoned at interpreter exit cannot import anything in ``finally``.
         """
-        if self.options.backend != "process":
-            return lambda pool: None
+        if self.options.backend != "process" or self.pool is not None:
+            return self.pool
         from ._backends._process import acquire_pool, release_pool
         from ._serialization import dumps_initializer
 
@@ -158,14 +163,16 @@ class Call:
             init_payload = dumps_initializer(options.initializer, options.initargs)
         assert options.start_method is not None
         self.pool = acquire_pool(options.workers, options.start_method, init_payload)
-        return release_pool
+        self._release_pool = release_pool
+        return self.pool
 
     def _open_session(self) -> Session:
-        if self.pool is not None:
+        pool = self._acquire_pool()
+        if pool is not None:
             from ._backends._process import ProcessSession
             from ._serialization import dumps_callable
 
-            return ProcessSession(self.pool, dumps_callable(self.fn))
+            return ProcessSession(pool, dumps_callable(self.fn))
         from ._backends._executor import executor_session, thread_session
 
         options = self.options
@@ -226,7 +233,7 @@ class Call:
         while True:
             first_item: Callable[[], contextlib.AbstractContextManager[None]]
             first_item = contextlib.nullcontext
-            if self.pool is not None and done == 0:
+            if self.options.backend == "process" and done == 0:
                 first_item = partial(early.armed, budget, 1)
             found = probe(
                 self.fn,
@@ -308,10 +315,11 @@ class Call:
         return verdict
 
     def _start_seconds(self) -> float:
-        if self.pool is not None:
-            if self.pool.started:
+        if self.options.backend == "process":
+            if self.pool is not None and self.pool.started:
                 return WARM_START_SECONDS
-            return START_SECONDS[self.pool.start_method]
+            assert self.options.start_method is not None
+            return START_SECONDS[self.options.start_method]
         return THREAD_START_SECONDS if self.options.backend == "thread" else 0.0
 
 

@@ -91,14 +91,21 @@ def _cgroup_v1_limits(root: str, membership: str) -> list[float]:
         if len(parts) != 3 or "cpu" not in parts[1].split(","):
             continue
         for mount in ("cpu,cpuacct", "cpu"):
-            base = os.path.join(root, mount)
-            for directory in (os.path.join(base, parts[2].strip().lstrip("/")), base):
+            group = parts[2].strip().strip("/")
+            limits = []
+            while True:  # the group and each ancestor up to the mount: the smallest wins
+                directory = os.path.join(root, mount, group)
                 limit = parse_cfs_quota(
                     _read(os.path.join(directory, "cpu.cfs_quota_us")),
                     _read(os.path.join(directory, "cpu.cfs_period_us")),
                 )
                 if limit is not None:
-                    return [limit]
+                    limits.append(limit)
+                if not group:
+                    break
+                group = os.path.dirname(group)
+            if limits:
+                return [min(limits)]
     return []
 
 

@@ -70,7 +70,9 @@ def make_options(
         msg = f"initializer must be callable or None (got {initializer!r})"
         raise TypeError(msg)
     if not isinstance(initargs, (tuple, list)):
-        msg = f"initargs must be a tuple (got {type(initargs).__name__})"
+        msg = (
+            f"initargs must be a tuple or list (got {initargs!r} of type {type(initargs).__name__})"
+        )
         raise TypeError(msg)
     if not (isinstance(progress, bool) or callable(progress)):
         msg = f"progress must be True, False or a callable(done, total) (got {progress!r})"

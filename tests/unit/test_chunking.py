@@ -38,7 +38,9 @@ THREAD_COSTS = Costs(start=0.002, per_chunk=0.000_05, per_item=0.0)
 
 
 @given(remaining=st.none() | st.integers(0, 10**7), workers=worker_counts, item=item_costs)
-def test_chunk_is_at_least_one(remaining: Optional[int], workers: int, item: Optional[float]) -> None:
+def test_chunk_is_at_least_one(
+    remaining: Optional[int], workers: int, item: Optional[float]
+) -> None:
     """Every chunk has at least one item, whatever is known."""
     assert chunk_size(remaining, workers, item) >= 1
 
@@ -51,7 +53,7 @@ def test_chunk_never_exceeds_remaining(remaining: int, workers: int, item: Optio
 
 @given(remaining=remaining_counts, workers=worker_counts, item=st.floats(1e-9, 100.0))
 def test_chunk_runs_at_least_min_chunk_seconds(remaining: int, workers: int, item: float) -> None:
-    """With a known item cost, a chunk holds MIN_CHUNK_SECONDS of work unless fewer items are left."""
+    """With a known item cost, a chunk holds MIN_CHUNK_SECONDS of work, or all that is left."""
     floor = max(1, math.ceil(MIN_CHUNK_SECONDS / item))
     assert chunk_size(remaining, workers, item) >= min(remaining, floor)
 
@@ -93,7 +95,7 @@ def test_guided_chunks_reach_one_at_the_end() -> None:
 
 @pytest.mark.parametrize("item", [1e-6, 1e-4, 0.003])
 def test_cheap_items_get_the_time_floor(item: float) -> None:
-    """Cheap items are batched to at least MIN_CHUNK_SECONDS even when the guided share is smaller."""
+    """Cheap items are batched to MIN_CHUNK_SECONDS even when the guided share is smaller."""
     remaining, workers = 10**6, 10**6  # guided share: a single item
     assert math.ceil(remaining / (GUIDE_FACTOR * workers)) == 1
     assert chunk_size(remaining, workers, item) == math.ceil(MIN_CHUNK_SECONDS / item)
@@ -243,19 +245,21 @@ def test_start_cost_larger_than_the_work_keeps_it_serial() -> None:
     item=st.floats(0.0, 10.0),
     remaining=st.integers(1, 10**5),
     workers=st.integers(2, 64),
-    start=st.floats(0.0, 1.0),
-    per_chunk=st.floats(0.0, 0.01),
-    per_item=st.floats(0.0, 0.01),
+    costs=st.builds(
+        Costs,
+        start=st.floats(0.0, 1.0),
+        per_chunk=st.floats(0.0, 0.01),
+        per_item=st.floats(0.0, 0.01),
+    ),
 )
 def test_paying_off_means_beating_start_and_transfer(
-    item: float, remaining: int, workers: int, start: float, per_chunk: float, per_item: float
+    item: float, remaining: int, workers: int, costs: Costs
 ) -> None:
     """Going parallel is chosen only when serial time beats start-up and transfer by the margin."""
-    costs = Costs(start=start, per_chunk=per_chunk, per_item=per_item)
     if parallel_pays_off(item, remaining, workers, costs):
         serial = item * remaining
-        assert serial > start * PAYOFF_MARGIN
-        assert serial > remaining * per_item * PAYOFF_MARGIN
+        assert serial > costs.start * PAYOFF_MARGIN
+        assert serial > remaining * costs.per_item * PAYOFF_MARGIN
 
 
 # --- default_buffersize --------------------------------------------------------------

@@ -43,7 +43,9 @@ from parmap._cpu import (
         ("200000 xyz", None),
     ],
 )
-def test_parse_cpu_max_reads_quota_over_period(text: Optional[str], expected: Optional[float]) -> None:
+def test_parse_cpu_max_reads_quota_over_period(
+    text: Optional[str], expected: Optional[float]
+) -> None:
     """cpu.max "QUOTA PERIOD" gives QUOTA/PERIOD CPUs; "max", malformed or empty gives None."""
     assert parse_cpu_max(text) == expected
 
@@ -140,7 +142,7 @@ def test_v2_limit_on_the_root_group_counts(tmp_path: Path) -> None:
 
 
 def test_v2_max_means_unlimited(tmp_path: Path) -> None:
-    """"max" in every cpu.max on the path means no quota at all."""
+    """ "max" in every cpu.max on the path means no quota at all."""
     root, proc = _v2_tree(
         tmp_path, "/app.slice/job", {"/app.slice/job": "max 100000", "/app.slice": "max 100000"}
     )
@@ -205,6 +207,24 @@ def test_v1_falls_back_to_the_mount_root(tmp_path: Path) -> None:
     _v1_files(root / "cpu,cpuacct", "150000")
     proc = _v1_membership(tmp_path, "/docker/abc")
     assert cgroup_cpu_limit(root, proc) == 150000 / 100000
+
+
+def test_v1_parent_tighter_than_child_wins(tmp_path: Path) -> None:
+    """A v1 quota on an ancestor group caps the child's looser one."""
+    root = tmp_path / "cgroup"
+    _v1_files(root / "cpu,cpuacct" / "docker" / "abc", "400000")
+    _v1_files(root / "cpu,cpuacct" / "docker", "100000")
+    proc = _v1_membership(tmp_path, "/docker/abc")
+    assert cgroup_cpu_limit(root, proc) == 1.0
+
+
+def test_v1_mount_root_tighter_than_group_wins(tmp_path: Path) -> None:
+    """A v1 quota on the mount root caps a looser one on the process's group."""
+    root = tmp_path / "cgroup"
+    _v1_files(root / "cpu,cpuacct" / "docker" / "abc", "400000")
+    _v1_files(root / "cpu,cpuacct", "100000")
+    proc = _v1_membership(tmp_path, "/docker/abc")
+    assert cgroup_cpu_limit(root, proc) == 1.0
 
 
 def test_v1_quota_minus_one_means_unlimited(tmp_path: Path) -> None:
@@ -274,7 +294,7 @@ def test_available_cpus_is_at_least_one(monkeypatch: pytest.MonkeyPatch) -> None
 def test_tiny_quota_still_gives_one_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     """A quota of a fraction of a CPU rounds up to 1, never 0."""
     monkeypatch.delenv(CPU_COUNT_ENV, raising=False)
-    monkeypatch.setattr(parmap._cpu, "cgroup_cpu_limit", lambda: 0.01)
+    monkeypatch.setattr(parmap._cpu, "_process_cgroup_limit", lambda: 0.01)
     assert available_cpus() == 1
 
 
@@ -282,7 +302,7 @@ def test_zero_affinity_still_gives_one_cpu(monkeypatch: pytest.MonkeyPatch) -> N
     """Even if the platform reports no CPUs at all, the count is 1."""
     monkeypatch.delenv(CPU_COUNT_ENV, raising=False)
     monkeypatch.setattr(parmap._cpu, "_affinity_count", lambda: 0)
-    monkeypatch.setattr(parmap._cpu, "cgroup_cpu_limit", lambda: None)
+    monkeypatch.setattr(parmap._cpu, "_process_cgroup_limit", lambda: None)
     assert available_cpus() == 1
 
 
@@ -298,6 +318,6 @@ def test_available_cpus_respects_affinity(monkeypatch: pytest.MonkeyPatch) -> No
 def test_quota_caps_affinity_rounded_up(monkeypatch: pytest.MonkeyPatch, quota: float) -> None:
     """A cgroup quota caps the affinity count, rounded up to whole CPUs."""
     monkeypatch.delenv(CPU_COUNT_ENV, raising=False)
-    monkeypatch.setattr(parmap._cpu, "cgroup_cpu_limit", lambda: quota)
+    monkeypatch.setattr(parmap._cpu, "_process_cgroup_limit", lambda: quota)
     expected = min(len(os.sched_getaffinity(0)), max(1, math.ceil(quota)))
     assert available_cpus() == expected

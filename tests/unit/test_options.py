@@ -35,7 +35,11 @@ BAD_OPTIONS: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"workers": True}, TypeError, "workers must be an int >= 1 or None (got True of type bool)"),
     ({"workers": "2"}, TypeError, "workers must be an int >= 1 or None (got '2' of type str)"),
     ({"chunksize": 0}, ValueError, "chunksize must be an int >= 1 or None (got 0)"),
-    ({"chunksize": 2.0}, TypeError, "chunksize must be an int >= 1 or None (got 2.0 of type float)"),
+    (
+        {"chunksize": 2.0},
+        TypeError,
+        "chunksize must be an int >= 1 or None (got 2.0 of type float)",
+    ),
     ({"timeout": 0}, ValueError, "timeout must be a number of seconds > 0 or None (got 0)"),
     ({"timeout": -1}, ValueError, "timeout must be a number of seconds > 0 or None (got -1)"),
     ({"timeout": "1"}, TypeError, "timeout must be a number of seconds > 0 or None (got '1')"),
@@ -65,7 +69,7 @@ BAD_OPTIONS: list[tuple[dict[str, Any], type[Exception], str]] = [
         "start_method applies only to backend='process' (got backend='serial')",
     ),
     ({"initializer": 3}, TypeError, "initializer must be callable or None (got 3)"),
-    ({"initargs": 5}, TypeError, "initargs must be a tuple (got int)"),
+    ({"initargs": 5}, TypeError, "initargs must be a tuple or list (got 5 of type int)"),
     (
         {"progress": 3},
         TypeError,
@@ -77,7 +81,11 @@ BAD_OPTIONS: list[tuple[dict[str, Any], type[Exception], str]] = [
 BAD_IMAP_OPTIONS: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"buffersize": 0}, ValueError, "buffersize must be an int >= 1 or None (got 0)"),
     ({"buffersize": -5}, ValueError, "buffersize must be an int >= 1 or None (got -5)"),
-    ({"buffersize": 1.5}, TypeError, "buffersize must be an int >= 1 or None (got 1.5 of type float)"),
+    (
+        {"buffersize": 1.5},
+        TypeError,
+        "buffersize must be an int >= 1 or None (got 1.5 of type float)",
+    ),
     ({"ordered": "yes"}, TypeError, "ordered must be True or False (got 'yes')"),
 ]
 
@@ -99,12 +107,14 @@ def _ids(cases: list[tuple[dict[str, Any], type[Exception], str]]) -> list[str]:
 def test_bad_option_is_refused_with_its_name_expectation_and_value(
     api: Callable[..., Any], kwargs: dict[str, Any], error: type[Exception], message: str
 ) -> None:
-    """A bad keyword raises the right error type with a message naming it, the rule and the value."""
+    """A bad keyword raises the right error type, naming the keyword, the rule and the value."""
     with pytest.raises(error, match=re.escape(message)):
         api(_double, [1, 2, 3], **kwargs)
 
 
-@pytest.mark.parametrize(("kwargs", "error", "message"), BAD_IMAP_OPTIONS, ids=_ids(BAD_IMAP_OPTIONS))
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"), BAD_IMAP_OPTIONS, ids=_ids(BAD_IMAP_OPTIONS)
+)
 def test_bad_imap_option_is_refused(
     kwargs: dict[str, Any], error: type[Exception], message: str
 ) -> None:
@@ -130,7 +140,9 @@ def test_long_iterable_repr_is_shortened() -> None:
         def __repr__(self) -> str:
             return "H" * 1000
 
-    with pytest.raises(TypeError, match=r"iterable must be iterable \(got H{57}\.\.\. of type Huge\)"):
+    with pytest.raises(
+        TypeError, match=r"iterable must be iterable \(got H{57}\.\.\. of type Huge\)"
+    ):
         parallel_map(_double, Huge())
 
 
@@ -221,7 +233,9 @@ def test_bad_fn_leaves_a_generator_untouched(api: Callable[..., Any]) -> None:
 def test_imap_refuses_bad_arguments_at_call_time() -> None:
     """parallel_imap checks its arguments when called, not at the first next()."""
     source = RecordingSource(5)
-    with pytest.raises(ValueError, match=re.escape("buffersize must be an int >= 1 or None (got 0)")):
+    with pytest.raises(
+        ValueError, match=re.escape("buffersize must be an int >= 1 or None (got 0)")
+    ):
         parallel_imap(_double, source, buffersize=0)
     assert source.pulled == []
 
