@@ -111,3 +111,29 @@ def worker_processes() -> list[Any]:
         )
 
     return [c for c in psutil.Process().children(recursive=True) if not is_helper(c)]
+
+
+def busy_for(seconds: float) -> None:
+    """Compute (not sleep) for about *seconds*: stands in for a costly item."""
+    import time
+
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        spin(50)
+
+
+def slow_then_fail_at_zero(x: int) -> tuple[str, int]:
+    """Every item computes a while; item 0 then raises."""
+    busy_for(0.1)
+    if x == 0:
+        raise ValueError("first item failed")
+    return ("old", x)
+
+
+def tagged(x: int) -> tuple[str, int]:
+    return ("new", x)
+
+
+def slow_tagged(x: int) -> tuple[str, int]:
+    busy_for(0.1)
+    return ("old", x)

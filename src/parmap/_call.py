@@ -79,13 +79,15 @@ class Call:
         self.total = total
         self.options = options
         self.lazy = lazy  # a consumer waits: hand results over in small batches
-        self.deadline = Deadline(options.timeout) if options.timeout is not None else None
+        self.deadline: Optional[Deadline] = None
         self.reporter: Optional[ProgressReporter] = None
         self.pool: Optional[ProcessPool] = None
         self._release_pool: Callable[[ProcessPool], None] = lambda pool: None
 
     def run(self) -> Iterator[list[Any]]:
         """Lists of results, in input order (or completion order when not ordered)."""
+        if self.options.timeout is not None:  # counted from the first next()
+            self.deadline = Deadline(self.options.timeout)
         self.reporter = make_reporter(self.options.progress, self.total)
         try:
             reason = self._serial_reason()
@@ -194,7 +196,8 @@ class Call:
         if options.buffersize is not None:
             buffersize = options.buffersize
         elif self.lazy:
-            buffersize = default_buffersize(options.workers, next_size(None))
+            remaining = None if self.total is None else self.total - done
+            buffersize = default_buffersize(options.workers, next_size(remaining))
         else:
             buffersize = sys.maxsize  # parallel_map holds the whole input anyway
         logger.debug(
@@ -227,6 +230,15 @@ class Call:
         """
         self._initialize_caller()
         early = EarlyDispatch(self._open_session, self.items)
+        handover: Optional[Handover] = None
+        try:
+            handover = yield from self._probe_rounds(early)
+        finally:
+            if early.session is not None and handover is None:
+                early.session.cancel()  # an error, or the consumer left: stop that work
+        return handover
+
+    def _probe_rounds(self, early: EarlyDispatch) -> Generator[list[Any], None, Optional[Handover]]:
         budget = max(MIN_PROBE_SECONDS, self._start_seconds())
         limit = (self.options.buffersize or LAZY_PROBE_ITEMS) if self.lazy else None
         done = 0
@@ -247,31 +259,38 @@ class Call:
                 limit=limit,
             )
             if early.error is not None:
-                if early.session is not None:
-                    early.session.cancel()
                 raise early.error
-            if early.session is None and not found.exhausted:
-                verdict = self._verdict(found, done + len(found.results))
-                if verdict == "serial" and not self.lazy:
-                    # All the rest in one go, into the same list: as fast as map.
-                    extend_serially(found.results, self.fn, self.items, done)
-                    yield found.results
-                    return None
-            yield found.results
-            done += len(found.results)
             if early.session is not None:
+                yield found.results
                 logger.debug("handed out %d item(s) while the first ran", len(early.submitted))
                 return Handover(
                     early.session, early.submitted, early.next_index, found.item_seconds()
                 )
             if found.exhausted:
+                logger.debug(
+                    "ran all %d item(s) in the caller in %.2f ms, less than starting workers",
+                    done + len(found.results),
+                    found.seconds * 1000,
+                )
+                yield found.results
                 return None
+            verdict = self._verdict(found, done + len(found.results))
+            if verdict == "serial" and self._can_finish_in_one_go():
+                extend_serially(found.results, self.fn, self.items, done)  # as fast as map
+                yield found.results
+                return None
+            yield found.results
+            done += len(found.results)
             if verdict == "parallel":
                 return Handover(None, [], done, found.item_seconds())
             if verdict == "serial":
                 yield from self._run_serially(done)
                 return None
             budget *= 2
+
+    def _can_finish_in_one_go(self) -> bool:
+        """Nothing needs to happen between items: no consumer, deadline or progress."""
+        return not self.lazy and self.deadline is None and self.reporter is None
 
     def _verdict(self, found: Probe, done: int) -> str:
         """ "parallel", "serial" (for the rest of the input) or "probe again" (a stream)."""

@@ -72,7 +72,7 @@ def _importable_by_reference(fn: object) -> bool:
 def dumps_message(message: tuple[Any, ...], items: Sequence[Any], start: int) -> bytes:
     """Pickle a message whose last element is *items*; name the bad item on failure."""
     try:
-        return pickle.dumps(message, PROTOCOL)
+        return dumps_portable(message)
     except Exception as exc:
         index, culprit, error = _first_unpicklable(items, exc)
         msg = (
@@ -81,6 +81,29 @@ def dumps_message(message: tuple[Any, ...], items: Sequence[Any], start: int) ->
             f"picklable, {_THREAD_HINT}."
         )
         raise SerializationError(msg) from error
+
+
+def dumps_portable(value: object) -> bytes:
+    """Plain pickle, unless the payload refers to ``__main__`` (or plain pickle fails).
+
+    A worker does not run the caller's ``__main__``, so objects of classes defined
+    there travel by value (cloudpickle). Checking the payload for the module name costs
+    a byte scan; other payloads keep plain pickle's speed.
+    """
+    try:
+        payload = pickle.dumps(value, PROTOCOL)
+    except Exception:
+        payload = _MAIN_REFERENCE
+    if _MAIN_REFERENCE not in payload:
+        return payload
+    import cloudpickle
+
+    by_value: bytes = cloudpickle.dumps(value, PROTOCOL)
+    return by_value
+
+
+#: How a pickle names the main module when it refers to something defined there.
+_MAIN_REFERENCE = b"__main__"
 
 
 def unpicklable_result_message(results: Sequence[Any], start: int, exc: Exception) -> str:
@@ -105,7 +128,7 @@ def _first_unpicklable(values: Sequence[Any], fallback: Exception) -> tuple[int,
 def dumps_exception(exc: BaseException) -> bytes | None:
     """Pickle *exc* if it also unpickles (some ``__init__`` signatures do not)."""
     try:
-        payload = pickle.dumps(exc, PROTOCOL)
+        payload = dumps_portable(exc)
         pickle.loads(payload)
     except Exception:
         return None

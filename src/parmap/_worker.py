@@ -21,7 +21,12 @@ import traceback
 from typing import Any, Callable, Sequence
 
 from ._platform import mark_worker_process, mark_worker_thread
-from ._serialization import PROTOCOL, dumps_exception, unpicklable_result_message
+from ._serialization import (
+    PROTOCOL,
+    dumps_exception,
+    dumps_portable,
+    unpicklable_result_message,
+)
 
 
 class ChunkFailure(Exception):
@@ -131,7 +136,7 @@ def _load_error(what: str, exc: BaseException) -> str:
 
 def _send(conn: Any, message: tuple[Any, ...]) -> None:
     try:
-        payload = pickle.dumps(message, PROTOCOL)
+        payload = dumps_portable(message)
     except Exception as exc:
         if message[0] != "ok":
             raise

@@ -31,9 +31,11 @@ import multiprocessing.util  # registers its atexit hook before ours, so ours ru
 import os
 import pickle
 import signal
+import sys
 import threading
 import time
-from typing import Any, Optional
+import types
+from typing import Any, Iterator, Optional
 
 from .._errors import (
     SerializationError,
@@ -110,7 +112,8 @@ class ProcessPool:
             name="parmap-worker",
             daemon=False,  # fn may start processes of its own
         )
-        process.start()
+        with _main_module_hidden(self.start_method):
+            process.start()
         theirs.close()
         return _Worker(process, ours)
 
@@ -120,11 +123,39 @@ class ProcessPool:
             self.workers.remove(worker)
         _stop(worker, polite=False)
 
+    def discard_busy(self) -> None:
+        """Stop workers still running a chunk: nobody will read their answers."""
+        for worker in [w for w in self.workers if w.chunk is not None]:
+            self.discard(worker)
+
     def shutdown(self) -> None:
         """Ask every worker to exit, then make sure each did."""
         workers, self.workers = self.workers, []
         for worker in workers:
             _stop(worker, polite=True)
+
+
+@contextlib.contextmanager
+def _main_module_hidden(start_method: StartMethod) -> Iterator[None]:
+    """Start spawn and forkserver workers without re-running the caller's ``__main__``.
+
+    ``multiprocessing`` makes such a worker import the main script (or module) again.
+    That is why a script without ``if __name__ == "__main__":`` starts its work over in
+    every worker, why code piped on stdin fails (there is no ``<stdin>`` file to run),
+    and why a notebook's module is loaded in each worker. parmap does not need it: it
+    sends functions and classes defined in ``__main__`` by value. So while the worker
+    starts, ``multiprocessing`` is shown a ``__main__`` with no file and no spec.
+    """
+    if start_method == "fork":
+        yield
+        return
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
 
 
 def _stop(worker: _Worker, *, polite: bool) -> None:
@@ -267,7 +298,8 @@ def acquire_pool(
     with _registry_lock:
         pool, _warm_pool = _warm_pool, None
     if pool is not None and pool.key == key:
-        logger.debug("reusing the warm pool of %d %s worker(s)", workers, start_method)
+        if pool.started:
+            logger.debug("reusing the warm pool of %d %s worker(s)", workers, start_method)
         return pool
     if pool is not None:
         logger.debug("shutting down the warm pool: this call needs other settings")
@@ -278,6 +310,7 @@ def acquire_pool(
 def release_pool(pool: ProcessPool) -> None:
     """Keep *pool* warm for the next call, unless another pool already is."""
     global _warm_pool
+    pool.discard_busy()
     with _registry_lock:
         if _warm_pool is None:
             _warm_pool = pool

@@ -1,0 +1,60 @@
+"""Regressions found in review: each once let a call hang, ignore a limit or stop early."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from parmap import parallel_imap, parallel_map
+
+from helpers import busy_for, identity, pid_of, slow_tagged, slow_then_fail_at_zero, tagged
+
+
+def _warm_up() -> None:
+    assert parallel_map(pid_of, range(4), 2, 1, serial_fallback=False)
+
+
+def test_failing_first_item_does_not_poison_the_next_call() -> None:
+    """Work handed out while a first item ran, which then raised, is cancelled."""
+    _warm_up()
+    with pytest.raises(ValueError, match="first item failed"):
+        parallel_map(slow_then_fail_at_zero, range(10), 2)
+    assert parallel_map(tagged, range(10), 2, 1, serial_fallback=False) == [
+        ("new", x) for x in range(10)
+    ]
+
+
+def test_leaving_imap_after_the_first_result_does_not_poison_the_next_call() -> None:
+    """Breaking out right after the first (caller-run) result cancels what was handed out."""
+    _warm_up()
+    for first in parallel_imap(slow_tagged, range(10), 2):
+        assert first == ("old", 0)
+        break
+    assert parallel_map(tagged, range(10), 2, 1, serial_fallback=False) == [
+        ("new", x) for x in range(10)
+    ]
+
+
+def test_timeout_holds_when_the_caller_runs_the_rest() -> None:
+    """A sized input that stays in the caller still stops at the timeout."""
+    with pytest.raises(TimeoutError):
+        parallel_map(identity, itertools.repeat(0, 50_000_000), timeout=0.05)
+
+
+def test_progress_reaches_the_total_when_the_caller_runs_the_rest() -> None:
+    """The progress callback counts every item, also those run in one go in the caller."""
+    calls: list[tuple[int, int | None]] = []
+    parallel_map(identity, range(300_000), progress=lambda d, t: calls.append((d, t)))
+    assert calls[-1] == (300_000, 300_000)
+
+
+def test_imap_over_a_list_keeps_every_worker_busy() -> None:
+    """With a known length, the read-ahead fits the chunks: both workers get work."""
+    pids = set(parallel_imap(_busy_pid, list(range(40)), 2, serial_fallback=False))
+    assert len(pids) == 2
+
+
+def _busy_pid(x: int) -> int:
+    busy_for(0.005)
+    return pid_of(x)
