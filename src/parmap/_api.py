@@ -43,7 +43,8 @@ def parallel_map(
 
     Args:
         fn: a function of one argument.
-        iterable: the items; read completely before the work starts.
+        iterable: the items. Inputs with a length (lists, tuples, ranges, dicts)
+            are read as the work proceeds; others are read completely first.
         workers: how many workers; default: the CPUs this process may use (affinity
             and cgroup quota), or 32 for ``backend="thread"``.
         chunksize: items per task; default: sized from the measured cost per item,
@@ -52,8 +53,10 @@ def parallel_map(
         start_method: ``"fork"``, ``"spawn"`` or ``"forkserver"``; default: the
             running Python's (``multiprocessing``'s) default.
         serial_fallback: run in the caller when workers would not finish sooner.
-        timeout: seconds for the whole call; then ``TimeoutError`` and the workers
-            still running are stopped.
+        timeout: seconds for the whole call; then ``TimeoutError``. Worker
+            processes still running are stopped; threads and Executor tasks cannot
+            be, and finish their chunk in the background. Items run in the caller
+            are checked between batches.
         progress: ``True`` for a tqdm bar, or ``callback(done, total)``.
         initializer: called as ``initializer(*initargs)`` once in each worker before
             any item (and once in the caller when items run there).

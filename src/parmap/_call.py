@@ -23,7 +23,7 @@ from ._backends import Session
 from ._chunking import Costs, chunk_size, default_buffersize, parallel_pays_off
 from ._early import EarlyDispatch
 from ._options import Options
-from ._platform import inside_worker
+from ._platform import StartMethod, default_start_method, inside_worker
 from ._progress import ProgressReporter, make_reporter
 from ._scheduler import Deadline, iter_chunks, run_chunks
 from ._serial import Probe, extend_serially, probe, run_serially
@@ -163,8 +163,7 @@ class Call:
         init_payload = None
         if options.initializer is not None:
             init_payload = dumps_initializer(options.initializer, options.initargs)
-        assert options.start_method is not None
-        self.pool = acquire_pool(options.workers, options.start_method, init_payload)
+        self.pool = acquire_pool(options.workers, self._start_method(), init_payload)
         self._release_pool = release_pool
         return self.pool
 
@@ -333,12 +332,14 @@ class Call:
         )
         return verdict
 
+    def _start_method(self) -> StartMethod:
+        return self.options.start_method or default_start_method()
+
     def _start_seconds(self) -> float:
         if self.options.backend == "process":
             if self.pool is not None and self.pool.started:
                 return WARM_START_SECONDS
-            assert self.options.start_method is not None
-            return START_SECONDS[self.options.start_method]
+            return START_SECONDS[self._start_method()]
         return THREAD_START_SECONDS if self.options.backend == "thread" else 0.0
 
 

@@ -19,8 +19,8 @@ class ParmapError(Exception):
 class WorkerCrashedError(ParmapError):
     """A worker process exited while it was running items.
 
-    Raised instead of waiting forever, as ``multiprocessing.Pool`` would. The pool is
-    discarded; the next call starts fresh workers.
+    Raised instead of waiting forever, as ``multiprocessing.Pool`` would. The dead
+    worker and those still running items are replaced; the next call works.
 
     .. versionadded:: 0.1
     """
@@ -68,6 +68,11 @@ def add_note(exc: BaseException, note: str) -> None:
         except AttributeError:  # pragma: no cover - exceptions with __slots__
             return
     notes.append(note)
+    # Before 3.11 tracebacks do not print notes; the worker's traceback, printed as
+    # the cause, carries the note instead.
+    cause = exc.__cause__
+    if isinstance(cause, RemoteTraceback):
+        cause.traceback_text = f"{cause.traceback_text.rstrip()}\n{note}"
 
 
 def rebuild_exception(

@@ -4,22 +4,25 @@ from __future__ import annotations
 
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from ._cpu import available_cpus
 from ._platform import StartMethod, resolve_start_method
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeAlias
 
 BACKENDS = ("process", "thread", "serial")
 #: Threads wait on I/O rather than compute, so their default is not the CPU count:
 #: 32 is ``ThreadPoolExecutor``'s cap, enough to overlap many slow requests.
 DEFAULT_THREAD_WORKERS = 32
 
-Progress = Union[bool, Callable[[int, Optional[int]], object]]
+Progress: TypeAlias = Union[bool, Callable[[int, Optional[int]], object]]
 
 
 @dataclass(frozen=True)
 class Options:
-    """One call's checked settings; *workers* and *start_method* already resolved."""
+    """One call's checked settings; *workers* resolved, *start_method* None for the default."""
 
     backend: Union[str, Executor]
     workers: int
@@ -81,11 +84,7 @@ def make_options(
         backend=checked_backend,
         workers=_positive_int("workers", workers) or _default_workers(checked_backend),
         chunksize=_positive_int("chunksize", chunksize),
-        start_method=(
-            resolve_start_method(_optional_str("start_method", start_method))
-            if checked_backend == "process"
-            else None
-        ),
+        start_method=_start_method(start_method),
         serial_fallback=_flag("serial_fallback", serial_fallback),
         timeout=_timeout(timeout),
         progress=progress,
@@ -94,6 +93,16 @@ def make_options(
         ordered=_flag("ordered", ordered),
         buffersize=_positive_int("buffersize", buffersize),
     )
+
+
+def _start_method(value: object) -> Optional[StartMethod]:
+    """An explicit start method, checked against the platform; None stays the default.
+
+    The default is looked up only when workers are about to start, so that a call
+    that runs in the caller does not import ``multiprocessing``.
+    """
+    requested = _optional_str("start_method", value)
+    return None if requested is None else resolve_start_method(requested)
 
 
 def _check_backend(backend: object) -> Union[str, Executor]:

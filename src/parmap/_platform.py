@@ -5,6 +5,7 @@ The only module that asks what the platform offers; the others ask it.
 
 from __future__ import annotations
 
+import sys
 import threading
 from typing import Literal, cast
 
@@ -20,6 +21,20 @@ def available_start_methods() -> list[StartMethod]:
     import multiprocessing
 
     return [cast(StartMethod, m) for m in multiprocessing.get_all_start_methods()]
+
+
+def default_start_method() -> StartMethod:
+    """The start method ``multiprocessing`` would use now, importing it only if needed.
+
+    Until ``multiprocessing`` is imported nobody can have chosen a method, so the
+    platform's default applies: spawn on macOS and Windows, forkserver on other
+    systems from Python 3.14, fork before.
+    """
+    if "multiprocessing" in sys.modules:
+        return resolve_start_method(None)
+    if sys.platform in ("darwin", "win32"):
+        return "spawn"
+    return "forkserver" if sys.version_info >= (3, 14) else "fork"
 
 
 def resolve_start_method(requested: str | None) -> StartMethod:

@@ -148,3 +148,14 @@ def test_bad_init_exception_class_is_what_it_says() -> None:
 
     with pytest.raises(TypeError):
         pickle.loads(pickle.dumps(BadInit(1, 2)))
+
+
+def test_printed_report_names_the_item_on_every_python() -> None:
+    """The traceback a user sees names the failing item's index, on 3.9 and 3.10 too."""
+    import traceback
+
+    with pytest.raises(ValueError) as info:
+        parallel_map(fail_at_seven, range(20), 2, 1, serial_fallback=False)
+    error = info.value
+    report = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    assert "parmap: raised by fn for the item at index 7" in report
