@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import pickle
 import signal
+import sys
 import traceback
 from typing import Any, Callable, Sequence
 
@@ -94,6 +95,7 @@ def process_main(conn: Any, init_payload: bytes | None, inherited: Sequence[Any]
         if fn_payload is not None:
             try:
                 fn = pickle.loads(fn_payload)
+                _share_initializer_state(fn)
             except Exception as exc:
                 fn = None
                 _send(conn, ("failed", start, _load_error("fn", exc)))
@@ -114,11 +116,47 @@ def _answer(fn: Callable[[Any], Any], start: int, items: Sequence[Any]) -> tuple
 def _run_initializer(conn: Any, init_payload: bytes) -> bool:
     try:
         initializer_payload, initargs = pickle.loads(init_payload)
-        pickle.loads(initializer_payload)(*initargs)
+        initializer = pickle.loads(initializer_payload)
+        namespace = _copied_namespace(initializer)
+        before = dict(namespace) if namespace is not None else {}
+        initializer(*initargs)
     except BaseException as exc:
         _send(conn, ("init_failed", *_describe(exc)))
         return False
+    if namespace is not None:
+        _initializer_state.update(
+            (name, value)
+            for name, value in namespace.items()
+            if name not in before or before[name] is not value
+        )
     return True
+
+
+#: Globals an initializer sent by value set in its own copy of ``__main__``.
+_initializer_state: dict[str, Any] = {}
+
+
+def _copied_namespace(fn: object) -> dict[str, Any] | None:
+    """The globals of a function sent by value (a copy), None for an imported one.
+
+    An initializer and fn defined in ``__main__`` (a script, a notebook) travel by
+    value, each with its own copy of the globals it uses. The names the initializer
+    sets are copied into fn's globals before it runs, so ``global session`` in the
+    initializer is seen by fn, as it would be in the caller or under fork.
+    """
+    target = getattr(fn, "func", fn)  # functools.partial
+    target = getattr(target, "__func__", target)  # bound method
+    namespace = getattr(target, "__globals__", None)
+    module = sys.modules.get(getattr(target, "__module__", None) or "")
+    if namespace is None or (module is not None and namespace is vars(module)):
+        return None
+    return namespace  # type: ignore[no-any-return]
+
+
+def _share_initializer_state(fn: object) -> None:
+    namespace = _copied_namespace(fn) if _initializer_state else None
+    if namespace is not None:
+        namespace.update(_initializer_state)
 
 
 def _describe(error: BaseException) -> tuple[bytes | None, str, str, str]:

@@ -104,3 +104,33 @@ def test_debug_log_explains_the_decisions(tmp_path: Path) -> None:
     assert "parmap: going parallel: backend=process workers=2" in log, log
     assert "started 2" in log, log
     assert 'running serially in the caller: backend="serial"' in log, log
+
+
+INITIALIZER_IN_MAIN = """
+import os
+from parmap import parallel_map
+
+session = None
+
+def open_session(tag):
+    global session
+    session = (tag, os.getpid())
+
+def use_session(x):
+    return session
+
+if __name__ == "__main__":
+    for fallback in (False, True):
+        seen = set(parallel_map(use_session, range(40), 2, 1, start_method={method!r},
+                                initializer=open_session, initargs=("s",), serial_fallback=fallback))
+        print({{tag for tag, _ in seen}} == {{"s"}})
+        if not fallback:
+            print(os.getpid() not in {{pid for _, pid in seen}})
+"""
+
+
+def test_initializer_state_reaches_fn_defined_in_main(start_method: str, tmp_path: Path) -> None:
+    """A global set by an initializer in __main__ is what fn (also in __main__) sees."""
+    result = run_python(INITIALIZER_IN_MAIN.format(method=start_method), tmp_path=tmp_path)
+    assert result.returncode == 0, describe(result)
+    assert result.stdout.split() == ["True"] * 3, describe(result)
