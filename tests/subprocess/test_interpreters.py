@@ -121,8 +121,8 @@ def use_session(x):
 
 if __name__ == "__main__":
     for fallback in (False, True):
-        seen = set(parallel_map(use_session, range(40), 2, 1, start_method={method!r},
-                                initializer=open_session, initargs=("s",), serial_fallback=fallback))
+        options = dict(start_method={method!r}, initializer=open_session, initargs=("s",))
+        seen = set(parallel_map(use_session, range(40), 2, 1, serial_fallback=fallback, **options))
         print({{tag for tag, _ in seen}} == {{"s"}})
         if not fallback:
             print(os.getpid() not in {{pid for _, pid in seen}})
