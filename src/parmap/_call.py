@@ -228,7 +228,7 @@ class Call:
         large one.
         """
         self._initialize_caller()
-        early = EarlyDispatch(self._open_session, self.items)
+        early = EarlyDispatch(self._open_session, self.items, self.options.workers - 1)
         handover: Optional[Handover] = None
         try:
             handover = yield from self._probe_rounds(early)

@@ -4,8 +4,8 @@ The serial probe cannot tell cheap work from costly work until an item finishes.
 the first item alone takes longer than starting workers, waiting for it leaves every
 other CPU idle that long: on 20 items of 0.2 s and 2 CPUs, 5 % of the run. So a
 one-shot SIGALRM timer, armed only around the first item, starts the workers if need
-be and hands each of them one item. The caller then finishes its item and carries on
-as the scheduler.
+be and hands one item to each worker but one (the caller's item keeps a CPU busy).
+The caller then finishes its item and carries on as the scheduler.
 
 A timer signal rather than a helper thread, because forking from a second thread while
 the main one runs user code is unsafe and warns on Python 3.12+; the handler runs in
@@ -26,11 +26,18 @@ from ._backends import Chunk, Session
 
 
 class EarlyDispatch:
-    """Opens a session and submits one single-item chunk per free worker, on a timer."""
+    """Opens a session and submits single-item chunks to free workers, on a timer.
 
-    def __init__(self, open_session: Callable[[], Session], items: Iterator[Any]) -> None:
+    The caller keeps one CPU busy with its own item, so *limit* is one less than the
+    number of workers: more would only make every process run slower.
+    """
+
+    def __init__(
+        self, open_session: Callable[[], Session], items: Iterator[Any], limit: int
+    ) -> None:
         self._open_session = open_session
         self._items = items
+        self._limit = limit  # items to hand out at most
         self.next_index = 0  # index of the next item the caller has not read yet
         self.session: Optional[Session] = None
         self.submitted: list[int] = []
@@ -59,7 +66,7 @@ class EarlyDispatch:
             return
         self.session = session
         try:
-            while session.has_capacity():
+            while session.has_capacity() and len(self.submitted) < self._limit:
                 batch = list(islice(self._items, 1))
                 if not batch:
                     break

@@ -168,14 +168,20 @@ def _spin_then_pid(_: int) -> int:
     return os.getpid()
 
 
-def test_long_first_item_hands_out_work_meanwhile(caplog: pytest.LogCaptureFixture) -> None:
-    """While the caller runs a long first item, the workers start and take the next ones."""
+@pytest.mark.parametrize("workers", [2, 3])
+def test_long_first_item_hands_out_work_meanwhile(
+    caplog: pytest.LogCaptureFixture, workers: int
+) -> None:
+    """During a long first item, workers start and all but one take an item at once.
+
+    The caller's own item keeps one CPU busy, so one worker waits for it.
+    """
     parmap.shutdown()
     with caplog.at_level(logging.DEBUG, logger="parmap"):
-        pids = parallel_map(_long_first_item, range(6), 2)
-    assert "handed out 2 item(s) while the first ran" in caplog.text
+        pids = parallel_map(_long_first_item, range(6), workers)
+    assert f"handed out {workers - 1} item(s) while the first ran" in caplog.text
     assert pids[0] == os.getpid()
-    assert os.getpid() not in pids[1:3]
+    assert os.getpid() not in pids[1:workers]
 
 
 def _long_first_item(x: int) -> int:
