@@ -69,3 +69,51 @@ def _text(value: object) -> str:
     if isinstance(value, bytes):
         return value.decode(errors="replace")
     return str(value or "")
+
+
+def run_interactive(lines: list[str], *, timeout: float = CHILD_TIMEOUT) -> str:
+    """Type *lines* into ``python -i`` on a pseudo-terminal, as a person would; return the screen.
+
+    The interpreter believes it talks to a terminal, so ``__main__`` is the interactive
+    one (no file), exactly the situation of a REPL session.
+    """
+    import pty
+    import select
+    import time
+
+    leader, follower = pty.openpty()
+    child = subprocess.Popen(
+        [sys.executable, "-i", "-q"],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        close_fds=True,
+        env={**os.environ, "PYTHONSTARTUP": "", "TERM": "dumb"},
+    )
+    os.close(follower)
+    screen = b""
+    deadline = time.monotonic() + timeout
+    try:
+        for line in lines:
+            os.write(leader, line.encode() + b"\n")
+        os.write(leader, b"exit()\n")
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], deadline - time.monotonic())
+            if not ready:
+                break
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the child closed the terminal: it exited
+                break
+            if not chunk:
+                break
+            screen += chunk
+        else:
+            raise AssertionError(f"interactive session ran past {timeout} s:\n{screen.decode()}")
+        child.wait(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        os.close(leader)
+    return screen.decode(errors="replace")
