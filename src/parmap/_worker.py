@@ -2,8 +2,9 @@
 
 Kept import-light: under spawn and forkserver every worker imports this module.
 
-Messages are pickled tuples. The caller sends ``("chunk", fn_payload, start, items)``
-(``fn_payload`` is None when this worker already holds this call's fn) or ``("stop",)``.
+Messages are pickled tuples. The caller sends ``("chunk", start, items)`` or
+``("stop",)``; before a worker's first chunk of a call, it sends the frame
+``FN_FRAME`` followed by the pickled fn as a frame of its own.
 A worker answers each chunk with exactly one of::
 
     ("ok", start, results)
@@ -28,6 +29,9 @@ from ._serialization import (
     dumps_portable,
     unpicklable_result_message,
 )
+
+#: Announces that the next frame is a pickled fn (not a valid pickle itself).
+FN_FRAME = b"fn"
 
 
 class ChunkFailure(Exception):
@@ -79,9 +83,13 @@ def process_main(conn: Any, init_payload: bytes | None, inherited: Sequence[Any]
     if init_payload is not None and not _run_initializer(conn, init_payload):
         return
     fn: Callable[[Any], Any] | None = None
+    fn_error = "worker received a chunk before any fn"
     while True:
         try:
             data = conn.recv_bytes()
+            if data == FN_FRAME:
+                fn, fn_error = _load_fn(conn.recv_bytes())
+                continue
         except (EOFError, OSError):  # the caller closed the pipe or died
             return
         try:
@@ -91,19 +99,21 @@ def process_main(conn: Any, init_payload: bytes | None, inherited: Sequence[Any]
             continue
         if message[0] == "stop":
             return
-        _, fn_payload, start, items = message
-        if fn_payload is not None:
-            try:
-                fn = pickle.loads(fn_payload)
-                _share_initializer_state(fn)
-            except Exception as exc:
-                fn = None
-                _send(conn, ("failed", start, _load_error("fn", exc)))
-                continue
+        _, start, items = message
         if fn is None:
-            _send(conn, ("failed", start, "worker received a chunk before any fn"))
+            _send(conn, ("failed", start, fn_error))
             continue
         _send(conn, _answer(fn, start, items))
+
+
+def _load_fn(payload: bytes) -> tuple[Callable[[Any], Any] | None, str]:
+    """This call's fn, or None and the reason it could not be loaded."""
+    try:
+        fn = pickle.loads(payload)
+    except Exception as exc:
+        return None, _load_error("fn", exc)
+    _share_initializer_state(fn)
+    return fn, ""
 
 
 def _answer(fn: Callable[[Any], Any], start: int, items: Sequence[Any]) -> tuple[Any, ...]:

@@ -46,7 +46,7 @@ from .._errors import (
 )
 from .._platform import StartMethod
 from .._serialization import PROTOCOL, dumps_message
-from .._worker import process_main
+from .._worker import FN_FRAME, process_main
 from . import Chunk
 
 logger = logging.getLogger("parmap")
@@ -194,16 +194,17 @@ class ProcessSession:
         return bool(self._idle)
 
     def submit(self, chunk: Chunk) -> None:
+        message = dumps_message(("chunk", chunk.start, chunk.items), chunk.items, chunk.start)
         worker = self._idle.pop()
-        fn_payload = self._fn_payload if worker.call_id != self._call_id else None
-        message = dumps_message(
-            ("chunk", fn_payload, chunk.start, chunk.items), chunk.items, chunk.start
-        )
+        send_fn = worker.call_id != self._call_id
         worker.call_id = self._call_id
         worker.chunk = chunk
         self._busy[worker.conn] = worker
         self._busy[worker.process.sentinel] = worker
         with contextlib.suppress(OSError):  # a dead worker: wait() reports its sentinel
+            if send_fn:  # its own frame: a large closure is not copied into the message
+                worker.conn.send_bytes(FN_FRAME)
+                worker.conn.send_bytes(self._fn_payload)
             worker.conn.send_bytes(message)
 
     def wait(self, timeout: Optional[float]) -> list[tuple[int, list[Any]]]:
