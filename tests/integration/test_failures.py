@@ -101,27 +101,29 @@ def test_imap_timeout_applies_to_each_wait() -> None:
         next(results)
 
 
-def test_unpicklable_item_names_its_index() -> None:
+def test_unpicklable_item_names_its_index(start_method: str) -> None:
     """An item that cannot be pickled gives SerializationError with index and type."""
     items: list[object] = [1, 2, 3, threading.Lock(), 5]
     with pytest.raises(SerializationError, match=r"index 3 \(a lock\)"):
-        parallel_map(str, items, 2, 1, serial_fallback=False)
+        parallel_map(str, items, 2, 1, start_method=start_method, serial_fallback=False)
 
 
-def test_unpicklable_result_names_its_index() -> None:
+def test_unpicklable_result_names_its_index(start_method: str) -> None:
     """A result that cannot be pickled gives SerializationError naming the item."""
     with pytest.raises(SerializationError, match=r"result for the item at index 4"):
-        parallel_map(return_lock, range(8), 2, 1, serial_fallback=False)
+        parallel_map(return_lock, range(8), 2, 1, start_method=start_method, serial_fallback=False)
 
 
-def test_unpicklable_exception_still_reports_type_and_message() -> None:
+def test_unpicklable_exception_still_reports_type_and_message(start_method: str) -> None:
     """An exception that does not survive pickling is replaced by a clear stand-in."""
     with pytest.raises(SerializationError, match=r"BadInit: 2-2") as info:
-        parallel_map(raise_bad_init, range(6), 2, 1, serial_fallback=False)
+        parallel_map(
+            raise_bad_init, range(6), 2, 1, start_method=start_method, serial_fallback=False
+        )
     assert "BadInit" in str(info.value.__cause__)
 
 
-def test_unpicklable_fn_is_reported_before_work_starts() -> None:
+def test_unpicklable_fn_is_reported_before_work_starts(start_method: str) -> None:
     """fn closing over a lock cannot be sent: SerializationError says so and how to fix."""
     lock = threading.Lock()
 
@@ -130,7 +132,7 @@ def test_unpicklable_fn_is_reported_before_work_starts() -> None:
             return x
 
     with pytest.raises(SerializationError, match=r"cannot send fn \(.*uses_lock\)"):
-        parallel_map(uses_lock, range(6), 2, serial_fallback=False)
+        parallel_map(uses_lock, range(6), 2, start_method=start_method, serial_fallback=False)
 
 
 def test_initializer_failure_is_raised_in_the_caller() -> None:

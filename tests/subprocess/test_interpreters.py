@@ -23,17 +23,10 @@ if __name__ == "__main__":
 """
 
 
-@pytest.mark.parametrize("how", ["script", "-c"])
+@pytest.mark.parametrize("how", ["script", "-c", "stdin"])
 def test_functions_defined_in_main_work(how: str, start_method: str, tmp_path: Path) -> None:
-    """Functions and lambdas from a script or python -c run in workers of every start method."""
+    """Functions and lambdas from a script, python -c or stdin run in workers of every method."""
     result = run_python(MAP_MAIN_FUNCTION.format(method=start_method), how=how, tmp_path=tmp_path)
-    assert result.returncode == 0, describe(result)
-    assert result.stdout.split() == ["True", "True"], describe(result)
-
-
-def test_functions_piped_on_stdin_work_under_fork(tmp_path: Path) -> None:
-    """Code piped on stdin maps its own functions (spawn and forkserver: see issue 3)."""
-    result = run_python(MAP_MAIN_FUNCTION.format(method="fork"), how="stdin", tmp_path=tmp_path)
     assert result.returncode == 0, describe(result)
     assert result.stdout.split() == ["True", "True"], describe(result)
 
