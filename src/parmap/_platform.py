@@ -5,6 +5,8 @@ The only module that asks what the platform offers; the others ask it.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 import threading
 from typing import Literal, cast
@@ -62,6 +64,51 @@ def resolve_start_method(requested: str | None) -> StartMethod:
         )
         raise ValueError(msg)
     return requested
+
+
+#: prctl option: the signal this process gets when its parent exits (linux/prctl.h).
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """Have the kernel kill this worker when its parent exits, even mid-item (Linux).
+
+    A worker waiting for work notices a dead caller by end-of-file on its pipe; one
+    busy with a long item would not until the item ends. Under forkserver the parent
+    is the fork server, which itself exits when the caller does.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # pragma: no cover - no prctl in this libc
+        return
+    if os.getppid() == 1:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def release_forkserver_lifeline() -> None:
+    """Let the fork server exit when the caller does (call in a worker it forked).
+
+    Each process the fork server forks inherits the write end of the pipe through which
+    the server learns that the caller is gone. While a worker holds it, the server
+    never exits, and a worker waiting for the server to exit (``die_with_parent``)
+    never does either. The worker closes it and forgets that server; a fork server it
+    may need for processes of its own is started afresh.
+    """
+    forkserver = sys.modules.get("multiprocessing.forkserver")
+    server = getattr(forkserver, "_forkserver", None)
+    lifeline = getattr(server, "_forkserver_alive_fd", None)
+    if server is None or lifeline is None:
+        return
+    with contextlib.suppress(OSError):
+        os.close(lifeline)
+    for attribute in ("_forkserver_alive_fd", "_forkserver_address", "_forkserver_pid"):
+        if hasattr(server, attribute):
+            setattr(server, attribute, None)
 
 
 def inside_worker() -> bool:

@@ -22,7 +22,12 @@ import sys
 import traceback
 from typing import Any, Callable, Sequence
 
-from ._platform import mark_worker_process, mark_worker_thread
+from ._platform import (
+    die_with_parent,
+    mark_worker_process,
+    mark_worker_thread,
+    release_forkserver_lifeline,
+)
 from ._serialization import (
     PROTOCOL,
     dumps_exception,
@@ -79,6 +84,8 @@ def process_main(conn: Any, init_payload: bytes | None, inherited: Sequence[Any]
     for connection in inherited:  # the caller's ends of other pipes, copied by fork
         connection.close()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to handle
+    release_forkserver_lifeline()
+    die_with_parent()
     mark_worker_process()
     if init_payload is not None and not _run_initializer(conn, init_payload):
         return

@@ -1,0 +1,99 @@
+"""Ctrl-C, SIGTERM and SIGKILL of the caller: prompt exit, one traceback, no orphans."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+#: A caller whose two workers each announce their pid, then compute forever.
+BUSY_CALLER = """
+import os
+from parmap import parallel_map
+
+def busy(x):
+    os.write(1, f"busy {{os.getpid()}}\\n".encode())  # one write: lines never interleave
+    while True:
+        pass
+
+if __name__ == "__main__":
+    parallel_map(busy, range(2), 2, 1, start_method={method!r}, serial_fallback=False)
+"""
+
+
+def _start_busy_caller(tmp_path: Path, method: str) -> tuple[subprocess.Popen[str], list[int]]:
+    """Start the caller in its own process group; return it once both workers are busy."""
+    script = tmp_path / "busy.py"
+    script.write_text(BUSY_CALLER.format(method=method))
+    caller = subprocess.Popen(
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, like a terminal's foreground job
+    )
+    assert caller.stdout is not None
+    pids: list[int] = []
+    deadline = time.monotonic() + 60
+    try:
+        while len(pids) < 2:
+            left = max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([caller.stdout], [], [], left)
+            line = caller.stdout.readline() if ready else ""
+            assert line.startswith("busy "), f"workers did not start: {line!r}"
+            pids.append(int(line.split()[1]))
+    except BaseException:
+        os.killpg(caller.pid, signal.SIGKILL)
+        caller.communicate()
+        raise
+    return caller, pids
+
+
+def _assert_gone(pids: list[int], within: float) -> None:
+    processes = []
+    for pid in pids:
+        try:
+            processes.append(psutil.Process(pid))
+        except psutil.NoSuchProcess:
+            continue
+    _, alive = psutil.wait_procs(processes, timeout=within)
+    alive = [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
+    assert not alive, f"workers still running: {alive}"
+
+
+@pytest.mark.parametrize("to_group", [True, False], ids=["process-group", "caller-only"])
+def test_ctrl_c_stops_the_call_within_two_seconds(
+    start_method: str, tmp_path: Path, to_group: bool
+) -> None:
+    """SIGINT gives KeyboardInterrupt in the caller fast, one traceback, and no orphans."""
+    caller, pids = _start_busy_caller(tmp_path, start_method)
+    began = time.monotonic()
+    if to_group:
+        os.killpg(caller.pid, signal.SIGINT)
+    else:
+        os.kill(caller.pid, signal.SIGINT)
+    _, stderr = caller.communicate(timeout=30)
+    elapsed = time.monotonic() - began
+    assert caller.returncode != 0
+    assert elapsed < 2.0, f"took {elapsed:.2f} s\n{stderr}"
+    assert stderr.count("Traceback (most recent call last)") == 1, stderr
+    assert stderr.rstrip().endswith("KeyboardInterrupt"), stderr
+    _assert_gone(pids, within=5)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_workers_do_not_outlive_a_killed_caller(
+    start_method: str, tmp_path: Path, signum: int
+) -> None:
+    """A caller ended by SIGTERM or SIGKILL takes its busy workers with it."""
+    caller, pids = _start_busy_caller(tmp_path, start_method)
+    os.kill(caller.pid, signum)
+    caller.communicate(timeout=30)
+    _assert_gone(pids, within=5)
