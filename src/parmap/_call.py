@@ -85,21 +85,31 @@ class Call:
         self._release_pool: Callable[[ProcessPool], None] = lambda pool: None
 
     def run(self) -> Iterator[list[Any]]:
-        """Lists of results, in input order (or completion order when not ordered)."""
-        if self.options.timeout is not None:  # counted from the first next()
+        """Lists of results, in input order (or completion order when not ordered).
+
+        The timeout bounds the whole call, or for a lazy consumer each wait for the
+        next results (counted again whenever the consumer asks for more).
+        """
+        if self.options.timeout is not None:
             self.deadline = Deadline(self.options.timeout)
         self.reporter = make_reporter(self.options.progress, self.total)
         try:
-            reason = self._serial_reason()
-            if reason is not None:
-                logger.debug("running serially in the caller: %s", reason)
-                self._initialize_caller()
-                yield from self._run_serially(0)
-                return
-            yield from self._run_with_backend()
+            for results in self._results():
+                yield results
+                if self.lazy and self.deadline is not None:
+                    self.deadline.restart()
         finally:
             if self.reporter is not None:
                 self.reporter.close()
+
+    def _results(self) -> Iterator[list[Any]]:
+        reason = self._serial_reason()
+        if reason is None:
+            yield from self._run_with_backend()
+            return
+        logger.debug("running serially in the caller: %s", reason)
+        self._initialize_caller()
+        yield from self._run_serially(0)
 
     @property
     def backend_name(self) -> str:

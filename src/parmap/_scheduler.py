@@ -94,18 +94,22 @@ def _take_ready(in_flight: deque[int], finished: dict[int, Any], *, ordered: boo
 
 
 class Deadline:
-    """The end of a call's *timeout*, counted from when the call started."""
+    """The end of a *timeout*: of a whole call, or of one wait of a lazy consumer."""
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
         self.end = time.monotonic() + timeout
+
+    def restart(self) -> None:
+        """Count the timeout again from now (parallel_imap: each wait for a result)."""
+        self.end = time.monotonic() + self.timeout
 
     def left(self) -> float:
         """Seconds left; raises the builtin ``TimeoutError`` once none are."""
         left = self.end - time.monotonic()
         if left <= 0:
             msg = (
-                f"parmap: the call did not finish within timeout={self.timeout:g} s; "
+                f"parmap: no result within timeout={self.timeout:g} s; "
                 "the workers still running were stopped"
             )
             raise TimeoutError(msg)

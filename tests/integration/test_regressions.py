@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import threading
 
 import pytest
 
@@ -58,3 +59,33 @@ def test_imap_over_a_list_keeps_every_worker_busy() -> None:
 def _busy_pid(x: int) -> int:
     busy_for(0.005)
     return pid_of(x)
+
+
+def test_imap_timeout_bounds_each_wait_not_the_whole_stream() -> None:
+    """A long stream of results that each come in time never times out."""
+    results = list(parallel_imap(_busy_item, range(12), 2, 1, timeout=1.0, serial_fallback=False))
+    assert results == list(range(12))
+
+
+def _busy_item(x: int) -> int:
+    busy_for(0.2)  # 12 items on 2 workers: 1.2 s in all, 0.2 s per wait
+    return x
+
+
+def test_garbage_collected_imap_stops_its_workers() -> None:
+    """An iterator dropped mid-stream cancels its work; the next call gets idle workers."""
+    import gc
+
+    results = parallel_imap(_hang_after_first, itertools.count(1), 2, 1, serial_fallback=False)
+    assert next(results) == 1  # the other worker is now stuck on item 2
+    del results
+    gc.collect()
+    assert parallel_map(tagged, range(10), 2, 1, serial_fallback=False) == [
+        ("new", x) for x in range(10)
+    ]
+
+
+def _hang_after_first(x: int) -> int:
+    if x > 1:
+        threading.Event().wait()
+    return x
