@@ -29,6 +29,7 @@ def parallel_map(
     progress: Progress = False,
     initializer: Optional[Callable[..., object]] = None,
     initargs: tuple[Any, ...] = (),
+    max_tasks_per_child: Optional[int] = None,
 ) -> list[R]:
     """Apply *fn* to every item of *iterable* in parallel; return a list in input order.
 
@@ -61,6 +62,8 @@ def parallel_map(
         initializer: called as ``initializer(*initargs)`` once in each worker before
             any item (and once in the caller when items run there).
         initargs: arguments for *initializer*.
+        max_tasks_per_child: replace a worker process after it has run this many
+            chunks (for code that leaks memory); default: never.
 
     Returns:
         ``[fn(x) for x in iterable]``.
@@ -86,6 +89,7 @@ def parallel_map(
         progress=progress,
         initializer=initializer,
         initargs=initargs,
+        max_tasks_per_child=max_tasks_per_child,
     )
     # Sized inputs (lists, tuples, ranges, dicts...) are read as they go; others first.
     items = iterable if hasattr(iterable, "__len__") else list(iterable)
@@ -114,6 +118,7 @@ def parallel_imap(
     progress: Progress = False,
     initializer: Optional[Callable[..., object]] = None,
     initargs: tuple[Any, ...] = (),
+    max_tasks_per_child: Optional[int] = None,
 ) -> Iterator[R]:
     """Lazily apply *fn* to the items of *iterable* in parallel; yield the results.
 
@@ -145,6 +150,7 @@ def parallel_imap(
         progress=progress,
         initializer=initializer,
         initargs=initargs,
+        max_tasks_per_child=max_tasks_per_child,
         ordered=ordered,
         buffersize=buffersize,
     )

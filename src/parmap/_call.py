@@ -166,14 +166,17 @@ class Call:
         """
         if self.options.backend != "process" or self.pool is not None:
             return self.pool
-        from ._backends._process import acquire_pool, release_pool
+        from ._backends._process import PoolSettings, acquire_pool, release_pool
         from ._serialization import dumps_initializer
 
         options = self.options
         init_payload = None
         if options.initializer is not None:
             init_payload = dumps_initializer(options.initializer, options.initargs)
-        self.pool = acquire_pool(options.workers, self._start_method(), init_payload)
+        settings = PoolSettings(
+            options.workers, self._start_method(), init_payload, options.max_tasks_per_child
+        )
+        self.pool = acquire_pool(settings)
         self._release_pool = release_pool
         return self.pool
 

@@ -33,6 +33,7 @@ class Options:
     progress: Progress
     initializer: Optional[Callable[..., object]]
     initargs: tuple[Any, ...]
+    max_tasks_per_child: Optional[int] = None
     ordered: bool = True
     buffersize: Optional[int] = None
 
@@ -61,6 +62,7 @@ def make_options(
     progress: object,
     initializer: object,
     initargs: object,
+    max_tasks_per_child: object = None,
     ordered: object = True,
     buffersize: object = None,
 ) -> Options:
@@ -68,6 +70,11 @@ def make_options(
     checked_backend = _check_backend(backend)
     if start_method is not None and checked_backend != "process":
         msg = f"start_method applies only to backend='process' (got backend={_name(backend)})"
+        raise ValueError(msg)
+    if max_tasks_per_child is not None and checked_backend != "process":
+        msg = (
+            f"max_tasks_per_child applies only to backend='process' (got backend={_name(backend)})"
+        )
         raise ValueError(msg)
     if initializer is not None and not callable(initializer):
         msg = f"initializer must be callable or None (got {initializer!r})"
@@ -90,6 +97,7 @@ def make_options(
         progress=progress,
         initializer=initializer,
         initargs=tuple(initargs),
+        max_tasks_per_child=_positive_int("max_tasks_per_child", max_tasks_per_child),
         ordered=_flag("ordered", ordered),
         buffersize=_positive_int("buffersize", buffersize),
     )

@@ -191,3 +191,28 @@ def _long_first_item(x: int) -> int:
         while time.perf_counter() < deadline:
             spin(100)
     return os.getpid()
+
+
+def test_max_tasks_per_child_replaces_workers(start_method: str) -> None:
+    """With max_tasks_per_child=2 no worker runs more than two chunks; results stay right."""
+    from collections import Counter
+
+    pids = parallel_map(
+        pid_of,
+        range(20),
+        2,
+        1,
+        start_method=start_method,
+        max_tasks_per_child=2,
+        serial_fallback=False,
+    )
+    counts = Counter(pids)
+    assert len(pids) == 20
+    assert max(counts.values()) <= 2
+    assert len(counts) >= 10
+
+
+def test_max_tasks_per_child_needs_the_process_backend() -> None:
+    """The option names its backend when given with threads."""
+    with pytest.raises(ValueError, match="max_tasks_per_child applies only to backend='process'"):
+        parallel_map(square, range(3), backend="thread", max_tasks_per_child=1)

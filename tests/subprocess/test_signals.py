@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -28,6 +30,22 @@ if __name__ == "__main__":
 """
 
 
+@contextlib.contextmanager
+def _busy_caller(tmp_path: Path, method: str) -> Iterator[tuple[subprocess.Popen[str], list[int]]]:
+    """A caller whose two workers are busy; its whole process group is killed afterwards.
+
+    The final kill only matters when a test fails: it keeps a regression from leaving
+    processes that spin forever.
+    """
+    caller, pids = _start_busy_caller(tmp_path, method)
+    try:
+        yield caller, pids
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(caller.pid, signal.SIGKILL)
+        caller.communicate()
+
+
 def _start_busy_caller(tmp_path: Path, method: str) -> tuple[subprocess.Popen[str], list[int]]:
     """Start the caller in its own process group; return it once both workers are busy."""
     script = tmp_path / "busy.py"
@@ -40,15 +58,20 @@ def _start_busy_caller(tmp_path: Path, method: str) -> tuple[subprocess.Popen[st
         start_new_session=True,  # its own process group, like a terminal's foreground job
     )
     assert caller.stdout is not None
-    pids: list[int] = []
+    output = b""
     deadline = time.monotonic() + 60
     try:
-        while len(pids) < 2:
+        # Raw reads: a buffered readline could hold the second line where select
+        # cannot see it.
+        while output.count(b"\n") < 2:
             left = max(0.0, deadline - time.monotonic())
             ready, _, _ = select.select([caller.stdout], [], [], left)
-            line = caller.stdout.readline() if ready else ""
-            assert line.startswith("busy "), f"workers did not start: {line!r}"
-            pids.append(int(line.split()[1]))
+            chunk = os.read(caller.stdout.fileno(), 4096) if ready else b""
+            assert chunk, f"workers did not start: {output!r}"
+            output += chunk
+        lines = output.decode().splitlines()
+        assert all(line.startswith("busy ") for line in lines), lines
+        pids = [int(line.split()[1]) for line in lines]
     except BaseException:
         os.killpg(caller.pid, signal.SIGKILL)
         caller.communicate()
@@ -73,19 +96,19 @@ def test_ctrl_c_stops_the_call_within_two_seconds(
     start_method: str, tmp_path: Path, to_group: bool
 ) -> None:
     """SIGINT gives KeyboardInterrupt in the caller fast, one traceback, and no orphans."""
-    caller, pids = _start_busy_caller(tmp_path, start_method)
-    began = time.monotonic()
-    if to_group:
-        os.killpg(caller.pid, signal.SIGINT)
-    else:
-        os.kill(caller.pid, signal.SIGINT)
-    _, stderr = caller.communicate(timeout=30)
-    elapsed = time.monotonic() - began
+    with _busy_caller(tmp_path, start_method) as (caller, pids):
+        began = time.monotonic()
+        if to_group:
+            os.killpg(caller.pid, signal.SIGINT)
+        else:
+            os.kill(caller.pid, signal.SIGINT)
+        _, stderr = caller.communicate(timeout=30)
+        elapsed = time.monotonic() - began
+        _assert_gone(pids, within=5)
     assert caller.returncode != 0
     assert elapsed < 2.0, f"took {elapsed:.2f} s\n{stderr}"
     assert stderr.count("Traceback (most recent call last)") == 1, stderr
     assert stderr.rstrip().endswith("KeyboardInterrupt"), stderr
-    _assert_gone(pids, within=5)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
@@ -93,7 +116,7 @@ def test_workers_do_not_outlive_a_killed_caller(
     start_method: str, tmp_path: Path, signum: int
 ) -> None:
     """A caller ended by SIGTERM or SIGKILL takes its busy workers with it."""
-    caller, pids = _start_busy_caller(tmp_path, start_method)
-    os.kill(caller.pid, signum)
-    caller.communicate(timeout=30)
-    _assert_gone(pids, within=5)
+    with _busy_caller(tmp_path, start_method) as (caller, pids):
+        os.kill(caller.pid, signum)
+        caller.wait(timeout=30)
+        _assert_gone(pids, within=5)

@@ -35,7 +35,7 @@ import sys
 import threading
 import time
 import types
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, NamedTuple, Optional
 
 from .._errors import (
     SerializationError,
@@ -58,27 +58,37 @@ EXIT_GRACE_SECONDS = 1.0
 class _Worker:
     """One worker process, the caller's end of its pipe, and what it is doing."""
 
-    __slots__ = ("call_id", "chunk", "conn", "process")
+    __slots__ = ("call_id", "chunk", "conn", "process", "tasks")
 
     def __init__(self, process: Any, conn: Any) -> None:
         self.process = process
         self.conn = conn
         self.call_id: Optional[int] = None  # whose fn it holds
         self.chunk: Optional[Chunk] = None  # in flight
+        self.tasks = 0  # chunks it has answered
 
     def alive(self) -> bool:
         return bool(self.process.exitcode is None)
 
 
-class ProcessPool:
-    """Worker processes for one (workers, start method, initializer) combination."""
+class PoolSettings(NamedTuple):
+    """What makes two pools interchangeable: a warm pool is reused only if these match."""
 
-    def __init__(self, workers: int, start_method: StartMethod, init_payload: Optional[bytes]):
-        self.key = (workers, start_method, init_payload)
-        self.size = workers
-        self.start_method = start_method
-        self._init_payload = init_payload
+    workers: int
+    start_method: StartMethod
+    init_payload: Optional[bytes]  # pickled initializer and initargs
+    max_tasks_per_child: Optional[int]  # chunks a worker runs before it is replaced
+
+
+class ProcessPool:
+    """Worker processes started and replaced according to *settings*."""
+
+    def __init__(self, settings: PoolSettings) -> None:
+        self.settings = settings
+        self.size = settings.workers
+        self.start_method = settings.start_method
         self.workers: list[_Worker] = []
+        self._retired: list[Any] = []  # processes told to stop, not yet reaped
 
     @property
     def started(self) -> bool:
@@ -108,7 +118,7 @@ class ProcessPool:
         inherited = [w.conn for w in self.workers] + [ours] if self.start_method == "fork" else []
         process = context.Process(
             target=process_main,
-            args=(theirs, self._init_payload, inherited),
+            args=(theirs, self.settings.init_payload, inherited),
             name="parmap-worker",
             daemon=False,  # fn may start processes of its own
         )
@@ -123,6 +133,32 @@ class ProcessPool:
             self.workers.remove(worker)
         _stop(worker, polite=False)
 
+    def worn_out(self, worker: _Worker) -> bool:
+        limit = self.settings.max_tasks_per_child
+        return limit is not None and worker.tasks >= limit
+
+    def replace(self, worker: _Worker) -> _Worker:
+        """Retire an idle *worker* (it exits on its own) and start a fresh one."""
+        self.workers.remove(worker)
+        with contextlib.suppress(OSError):
+            worker.conn.send_bytes(_STOP_MESSAGE)
+        worker.conn.close()
+        self._retired.append(worker.process)
+        self._reap_retired(wait=False)
+        fresh = self._launch()
+        self.workers.append(fresh)
+        return fresh
+
+    def _reap_retired(self, *, wait: bool) -> None:
+        for process in list(self._retired):
+            process.join(EXIT_GRACE_SECONDS if wait else 0)
+            if process.exitcode is None and wait:
+                process.kill()
+                process.join()
+            if process.exitcode is not None:
+                process.close()
+                self._retired.remove(process)
+
     def discard_busy(self) -> None:
         """Stop workers still running a chunk: nobody will read their answers."""
         for worker in [w for w in self.workers if w.chunk is not None]:
@@ -133,6 +169,7 @@ class ProcessPool:
         workers, self.workers = self.workers, []
         for worker in workers:
             _stop(worker, polite=True)
+        self._reap_retired(wait=True)
 
 
 @contextlib.contextmanager
@@ -227,7 +264,8 @@ class ProcessSession:
         worker.chunk = None
         if answer is None:
             raise _crash_error(self._pool, worker, chunk)
-        self._idle.append(worker)
+        worker.tasks += 1
+        self._idle.append(self._pool.replace(worker) if self._pool.worn_out(worker) else worker)
         kind = answer[0]
         if kind == "ok":
             return answer[1], answer[2]
@@ -290,22 +328,19 @@ _registry_lock = threading.Lock()
 _warm_pool: Optional[ProcessPool] = None
 
 
-def acquire_pool(
-    workers: int, start_method: StartMethod, init_payload: Optional[bytes]
-) -> ProcessPool:
+def acquire_pool(settings: PoolSettings) -> ProcessPool:
     """Check out the warm pool if it fits this call, else a new (not yet started) pool."""
     global _warm_pool
-    key = (workers, start_method, init_payload)
     with _registry_lock:
         pool, _warm_pool = _warm_pool, None
-    if pool is not None and pool.key == key:
+    if pool is not None and pool.settings == settings:
         if pool.started:
-            logger.debug("reusing the warm pool of %d %s worker(s)", workers, start_method)
+            logger.debug("reusing the warm pool of %d %s worker(s)", pool.size, pool.start_method)
         return pool
     if pool is not None:
         logger.debug("shutting down the warm pool: this call needs other settings")
         pool.shutdown()
-    return ProcessPool(workers, start_method, init_payload)
+    return ProcessPool(settings)
 
 
 def release_pool(pool: ProcessPool) -> None:
