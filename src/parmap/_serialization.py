@@ -30,9 +30,12 @@ def dumps_callable(fn: Callable[..., Any], role: str = "fn") -> bytes:
     """Pickle *fn* by reference where a worker can import it, else by value."""
     if _importable_by_reference(fn):
         try:
-            return pickle.dumps(fn, PROTOCOL)
+            payload = pickle.dumps(fn, PROTOCOL)
         except Exception:
             pass
+        else:  # a partial or bound method may still point into __main__
+            if _MAIN_REFERENCE not in payload:
+                return payload
     import cloudpickle
 
     try:

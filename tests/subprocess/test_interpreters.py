@@ -127,3 +127,51 @@ def test_initializer_state_reaches_fn_defined_in_main(start_method: str, tmp_pat
     result = run_python(INITIALIZER_IN_MAIN.format(method=start_method), tmp_path=tmp_path)
     assert result.returncode == 0, describe(result)
     assert result.stdout.split() == ["True"] * 3, describe(result)
+
+
+CALLABLE_KINDS = """
+import functools
+from parmap import parallel_map
+
+def outer():
+    def nested(x):
+        return x + 100
+    return nested
+
+class Scaler:
+    def __init__(self, factor):
+        self.factor = factor
+    def scale(self, x):
+        return self.factor * x
+
+def power(x, exponent):
+    return x ** exponent
+
+if __name__ == "__main__":
+    options = dict(workers=2, chunksize=3, start_method={method!r}, serial_fallback=False)
+    xs = list(range(12))
+    cases = {{
+        "nested": (outer(), [x + 100 for x in xs]),
+        "partial": (functools.partial(power, exponent=3), [x ** 3 for x in xs]),
+        "partial-of-lambda": (functools.partial(lambda x, k: x - k, k=1), [x - 1 for x in xs]),
+        "bound-method": (Scaler(4).scale, [4 * x for x in xs]),
+    }}
+    for name, (fn, expected) in cases.items():
+        print(name, parallel_map(fn, xs, **options) == expected)
+"""
+
+
+def test_every_kind_of_callable_from_main_works(start_method: str, tmp_path: Path) -> None:
+    """Nested functions, partials (of lambdas too) and bound methods of __main__ classes."""
+    result = run_python(CALLABLE_KINDS.format(method=start_method), tmp_path=tmp_path)
+    assert result.returncode == 0, describe(result)
+    assert result.stdout.split() == [
+        "nested",
+        "True",
+        "partial",
+        "True",
+        "partial-of-lambda",
+        "True",
+        "bound-method",
+        "True",
+    ], describe(result)
