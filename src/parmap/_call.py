@@ -213,8 +213,9 @@ class Call:
         else:
             buffersize = sys.maxsize  # parallel_map holds the whole input anyway
         logger.debug(
-            "going parallel: backend=%s workers=%d chunksize=%s buffersize=%d",
+            "going parallel: backend=%s%s workers=%d chunksize=%s buffersize=%d",
             self.backend_name,
+            f" start_method={self.pool.start_method}" if self.pool is not None else "",
             options.workers,
             options.chunksize or "auto",
             buffersize,

@@ -88,14 +88,15 @@ def test_debug_log_explains_the_decisions(tmp_path: Path) -> None:
     if __name__ == "__main__":
         logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
         parallel_map(square, range(10))
-        parallel_map(square, range(10), serial_fallback=False, workers=2)
+        parallel_map(square, range(10), 2, serial_fallback=False, start_method="spawn")
         parallel_map(square, range(10), backend="serial")
     """
     result = run_python(code, tmp_path=tmp_path)
     assert result.returncode == 0, describe(result)
     log = result.stderr
-    assert "parmap: going parallel: backend=process workers=2" in log, log
-    assert "started 2" in log, log
+    assert "parmap: ran all 10 item(s) in the caller" in log, log
+    assert "parmap: started 2 spawn worker(s)" in log, log
+    assert "parmap: going parallel: backend=process start_method=spawn workers=2" in log, log
     assert 'running serially in the caller: backend="serial"' in log, log
 
 
