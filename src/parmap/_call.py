@@ -29,7 +29,7 @@ from ._scheduler import Deadline, iter_chunks, run_chunks
 from ._serial import Probe, extend_serially, probe, run_serially
 
 if TYPE_CHECKING:
-    from ._backends._process import ProcessPool
+    from ._backends._process import PoolSettings, ProcessPool
 
 logger = logging.getLogger("parmap")
 
@@ -82,6 +82,8 @@ class Call:
         self.deadline: Optional[Deadline] = None
         self.reporter: Optional[ProgressReporter] = None
         self.pool: Optional[ProcessPool] = None
+        self._settings: Optional[PoolSettings] = None
+        self._fn_bytes: Optional[bytes] = None
         self._release_pool: Callable[[ProcessPool], None] = lambda pool: None
 
     def run(self) -> Iterator[list[Any]]:
@@ -91,7 +93,7 @@ class Call:
         next results (counted again whenever the consumer asks for more).
         """
         if self.options.timeout is not None:
-            self.deadline = Deadline(self.options.timeout)
+            self.deadline = Deadline(self.options.timeout, per_wait=self.lazy)
         self.reporter = make_reporter(self.options.progress, self.total)
         try:
             for results in self._results():
@@ -145,8 +147,11 @@ class Call:
     # -- with a backend ---------------------------------------------------------------
 
     def _run_with_backend(self) -> Iterator[list[Any]]:
-        if _PROCESS_MODULE in sys.modules:  # a warm pool may be waiting: check it out
-            self._acquire_pool()
+        if self.options.backend == "process" and self.options.initializer is not None:
+            # Pickle both before the caller runs the initializer: what it creates in
+            # the caller's globals (a connection, a session) must not travel along.
+            self._pool_settings()
+            self._fn_payload()
         try:
             handover: Optional[Handover] = Handover(None, [], 0, None)
             if self.options.serial_fallback:
@@ -166,27 +171,39 @@ class Call:
         """
         if self.options.backend != "process" or self.pool is not None:
             return self.pool
-        from ._backends._process import PoolSettings, acquire_pool, release_pool
-        from ._serialization import dumps_initializer
+        from ._backends._process import acquire_pool, release_pool
 
-        options = self.options
-        init_payload = None
-        if options.initializer is not None:
-            init_payload = dumps_initializer(options.initializer, options.initargs)
-        settings = PoolSettings(
-            options.workers, self._start_method(), init_payload, options.max_tasks_per_child
-        )
-        self.pool = acquire_pool(settings)
+        self.pool = acquire_pool(self._pool_settings())
         self._release_pool = release_pool
         return self.pool
+
+    def _pool_settings(self) -> PoolSettings:
+        if self._settings is None:
+            from ._backends._process import PoolSettings
+            from ._serialization import dumps_initializer
+
+            options = self.options
+            init_payload = None
+            if options.initializer is not None:
+                init_payload = dumps_initializer(options.initializer, options.initargs)
+            self._settings = PoolSettings(
+                options.workers, self._start_method(), init_payload, options.max_tasks_per_child
+            )
+        return self._settings
+
+    def _fn_payload(self) -> bytes:
+        if self._fn_bytes is None:
+            from ._serialization import dumps_callable
+
+            self._fn_bytes = dumps_callable(self.fn)
+        return self._fn_bytes
 
     def _open_session(self) -> Session:
         pool = self._acquire_pool()
         if pool is not None:
             from ._backends._process import ProcessSession
-            from ._serialization import dumps_callable
 
-            return ProcessSession(pool, dumps_callable(self.fn))
+            return ProcessSession(pool, self._fn_payload())
         from ._backends._executor import executor_session, thread_session
 
         options = self.options
@@ -258,7 +275,7 @@ class Call:
         while True:
             first_item: Callable[[], contextlib.AbstractContextManager[None]]
             first_item = contextlib.nullcontext
-            if self.options.backend == "process" and done == 0:
+            if self.options.backend == "process" and done == 0 and self.total != 1:
                 first_item = partial(early.armed, budget, 1)
             found = probe(
                 self.fn,
@@ -281,7 +298,7 @@ class Call:
                 )
             if found.exhausted:
                 logger.debug(
-                    "ran all %d item(s) in the caller in %.2f ms, less than starting workers",
+                    "ran all %d item(s) in the caller (%.2f ms): the input ended first",
                     done + len(found.results),
                     found.seconds * 1000,
                 )
@@ -346,12 +363,22 @@ class Call:
         )
         return verdict
 
+    def _warm_pool_waits(self) -> bool:
+        """Whether started workers with this call's settings are there to check out."""
+        if self.pool is not None:
+            return self.pool.started
+        if _PROCESS_MODULE not in sys.modules:  # no pool was ever started
+            return False
+        from ._backends._process import warm_pool_fits
+
+        return warm_pool_fits(self._pool_settings())
+
     def _start_method(self) -> StartMethod:
         return self.options.start_method or default_start_method()
 
     def _start_seconds(self) -> float:
         if self.options.backend == "process":
-            if self.pool is not None and self.pool.started:
+            if self._warm_pool_waits():
                 return WARM_START_SECONDS
             return START_SECONDS[self._start_method()]
         return THREAD_START_SECONDS if self.options.backend == "thread" else 0.0

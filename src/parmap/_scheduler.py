@@ -96,8 +96,9 @@ def _take_ready(in_flight: deque[int], finished: dict[int, Any], *, ordered: boo
 class Deadline:
     """The end of a *timeout*: of a whole call, or of one wait of a lazy consumer."""
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, *, per_wait: bool = False) -> None:
         self.timeout = timeout
+        self.per_wait = per_wait
         self.end = time.monotonic() + timeout
 
     def restart(self) -> None:
@@ -108,8 +109,9 @@ class Deadline:
         """Seconds left; raises the builtin ``TimeoutError`` once none are."""
         left = self.end - time.monotonic()
         if left <= 0:
+            what = "no result came" if self.per_wait else "the call did not finish"
             msg = (
-                f"parmap: no result within timeout={self.timeout:g} s; "
+                f"parmap: {what} within timeout={self.timeout:g} s; "
                 "the workers still running were stopped"
             )
             raise TimeoutError(msg)

@@ -30,24 +30,25 @@ def dumps_callable(fn: Callable[..., Any], role: str = "fn") -> bytes:
     """Pickle *fn* by reference where a worker can import it, else by value."""
     if _importable_by_reference(fn):
         try:
-            payload = pickle.dumps(fn, PROTOCOL)
+            by_reference = pickle.dumps(fn, PROTOCOL)
         except Exception:
             pass
         else:  # a partial or bound method may still point into __main__
-            if _MAIN_REFERENCE not in payload:
-                return payload
+            if _MAIN_REFERENCE not in by_reference:
+                return by_reference
     import cloudpickle
 
     try:
-        payload: bytes = cloudpickle.dumps(fn, PROTOCOL)
+        by_value: bytes = cloudpickle.dumps(fn, PROTOCOL)
     except Exception as exc:
+        fix = f"inside {role} or in an initializer" if role == "fn" else f"inside {role}"
         msg = (
             f"cannot send {role} ({describe_callable(fn)}) to worker processes: it refers "
             f"to an object that cannot be pickled ({type(exc).__name__}: {exc}). Create "
-            f"that object inside {role} or in an initializer, {_THREAD_HINT}."
+            f"that object {fix}, {_THREAD_HINT}."
         )
         raise SerializationError(msg) from exc
-    return payload
+    return by_value
 
 
 def dumps_initializer(initializer: Callable[..., object], initargs: tuple[Any, ...]) -> bytes:
@@ -122,7 +123,7 @@ def unpicklable_result_message(results: Sequence[Any], start: int, exc: Exceptio
 def _first_unpicklable(values: Sequence[Any], fallback: Exception) -> tuple[int, object, Exception]:
     for index, value in enumerate(values):
         try:
-            pickle.dumps(value, PROTOCOL)
+            dumps_portable(value)
         except Exception as exc:
             return index, value, exc
     return 0, values[0] if values else None, fallback

@@ -79,13 +79,16 @@ def thread_initializer(
         initializer(*initargs)
 
 
-def process_main(conn: Any, init_payload: bytes | None, inherited: Sequence[Any]) -> None:
+def process_main(
+    conn: Any, init_payload: bytes | None, inherited: Sequence[Any], tie_to_parent: bool
+) -> None:
     """Main loop of a worker process: run chunks until told to stop or the caller is gone."""
     for connection in inherited:  # the caller's ends of other pipes, copied by fork
         connection.close()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to handle
     release_forkserver_lifeline()
-    die_with_parent()
+    if tie_to_parent:
+        die_with_parent()
     mark_worker_process()
     if init_payload is not None and not _run_initializer(conn, init_payload):
         return
@@ -144,9 +147,15 @@ def _run_initializer(conn: Any, init_payload: bytes) -> bool:
         _initializer_state.update(
             (name, value)
             for name, value in namespace.items()
-            if name not in before or before[name] is not value
+            if not name.startswith("__")
+            and (name not in before or before[name] is not value or isinstance(value, _FILLED))
         )
     return True
+
+
+#: Containers an initializer may fill in place (``CACHE[key] = value``) rather than
+#: assign: its copy is the one fn must see.
+_FILLED = (dict, list, set, bytearray)
 
 
 #: Globals an initializer sent by value set in its own copy of ``__main__``.

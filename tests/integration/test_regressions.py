@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from parmap import parallel_imap, parallel_map
+from parmap import SerializationError, parallel_imap, parallel_map
 
 from helpers import busy_for, identity, pid_of, slow_tagged, slow_then_fail_at_zero, tagged
 
@@ -89,3 +89,20 @@ def _hang_after_first(x: int) -> int:
     if x > 1:
         threading.Event().wait()
     return x
+
+
+def test_pool_started_by_a_thread_that_ended_keeps_working() -> None:
+    """Workers started from a short-lived thread are not killed when that thread ends."""
+    started = threading.Thread(
+        target=parallel_map, args=(pid_of, range(4), 2, 1), kwargs={"serial_fallback": False}
+    )
+    started.start()
+    started.join()
+    pids = parallel_map(pid_of, range(20), 2, 1, serial_fallback=False)
+    assert len(pids) == 20
+
+
+def test_the_unpicklable_item_is_the_one_blamed() -> None:
+    """A lambda item travels by value; the lock after it is the one named."""
+    with pytest.raises(SerializationError, match=r"index 1 \(a lock\)"):
+        parallel_map(identity, [lambda: 1, threading.Lock()], 2, serial_fallback=False)

@@ -176,3 +176,65 @@ def test_every_kind_of_callable_from_main_works(start_method: str, tmp_path: Pat
         "bound-method",
         "True",
     ], describe(result)
+
+
+CONNECTION_PER_WORKER = """
+import os
+import sqlite3
+from parmap import parallel_map
+from helpers import busy_for
+
+connection = None
+CACHE = {{}}
+
+def open_connection(path):
+    global connection
+    connection = sqlite3.connect(path)  # cannot be pickled
+    CACHE["pid"] = os.getpid()  # filled in place, not assigned
+
+def lookup(key):
+    busy_for(0.002)  # enough work to go parallel
+    row = connection.execute("SELECT ? * 2", (key,)).fetchone()
+    return row[0], CACHE["pid"] == os.getpid()
+
+if __name__ == "__main__":
+    rows = parallel_map(lookup, range(200), 2, start_method={method!r},
+                        initializer=open_connection, initargs=(":memory:",))
+    print(rows == [(2 * key, True) for key in range(200)])
+"""
+
+
+def test_initializer_builds_unpicklable_state_per_worker(start_method: str, tmp_path: Path) -> None:
+    """An initializer from the script opens a connection in each worker (and the caller).
+
+    Neither the connection it made in the caller nor the caller's copy of a filled-in
+    global travels to the workers: each worker uses its own.
+    """
+    tests = str(Path(__file__).resolve().parents[1])
+    result = run_python(
+        CONNECTION_PER_WORKER.format(method=start_method),
+        tmp_path=tmp_path,
+        env={"PYTHONPATH": tests},
+    )
+    assert result.returncode == 0, describe(result)
+    assert result.stdout.split() == ["True"], describe(result)
+
+
+def test_process_started_by_multiprocessing_exits_after_a_parallel_call(tmp_path: Path) -> None:
+    """A multiprocessing.Process whose target used parmap still exits (warm pool stopped)."""
+    code = """
+    import multiprocessing
+    from parmap import parallel_map
+
+    def job():
+        print(sum(parallel_map(abs, range(-9, 1), 2, serial_fallback=False)), flush=True)
+
+    if __name__ == "__main__":
+        child = multiprocessing.Process(target=job)
+        child.start()
+        child.join(30)
+        print("exitcode", child.exitcode)
+    """
+    result = run_python(code, tmp_path=tmp_path)
+    assert result.returncode == 0, describe(result)
+    assert result.stdout.split() == ["45", "exitcode", "0"], describe(result)

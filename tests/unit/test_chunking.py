@@ -286,5 +286,5 @@ def test_expired_deadline_raises_timeout_error() -> None:
     """Once the end has passed, left() raises the builtin TimeoutError naming the timeout."""
     deadline = Deadline(0.25)
     deadline.end = time.monotonic() - 1.0
-    with pytest.raises(TimeoutError, match=r"no result within timeout=0\.25 s"):
+    with pytest.raises(TimeoutError, match=r"did not finish within timeout=0\.25 s"):
         deadline.left()

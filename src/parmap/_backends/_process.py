@@ -96,6 +96,7 @@ class ProcessPool:
 
     def start(self) -> None:
         """Replace dead workers and start missing ones; does not wait for them to boot."""
+        _ensure_exit_hook()
         for dead in [w for w in self.workers if not w.alive()]:
             self.discard(dead)
         missing = self.size - len(self.workers)
@@ -116,9 +117,15 @@ class ProcessPool:
         # A forked child inherits every descriptor; it must close the caller's ends,
         # or it would never see end-of-file when the caller dies.
         inherited = [w.conn for w in self.workers] + [ours] if self.start_method == "fork" else []
+        # The kernel ties "kill me when my parent exits" to the thread that forked: only
+        # a process's main thread (or the fork server's) lives as long as the process.
+        tie_to_parent = (
+            self.start_method == "forkserver"
+            or threading.current_thread() is threading.main_thread()
+        )
         process = context.Process(
             target=process_main,
-            args=(theirs, self.settings.init_payload, inherited),
+            args=(theirs, self.settings.init_payload, inherited, tie_to_parent),
             name="parmap-worker",
             daemon=False,  # fn may start processes of its own
         )
@@ -315,8 +322,8 @@ def _crash_error(pool: ProcessPool, worker: _Worker, chunk: Chunk) -> WorkerCras
         causes = "the operating system killed it for using too much memory, "
     msg = (
         f"a worker process exited unexpectedly ({how}) while running {items}. "
-        f"Common causes: {causes}or native code crashed (a segfault). The other "
-        "workers were stopped; the next call starts fresh workers."
+        f"Common causes: {causes}or native code crashed (a segfault). Workers "
+        "still running items were stopped; the next call starts fresh workers."
     )
     return WorkerCrashedError(msg)
 
@@ -343,6 +350,12 @@ def acquire_pool(settings: PoolSettings) -> ProcessPool:
     return ProcessPool(settings)
 
 
+def warm_pool_fits(settings: PoolSettings) -> bool:
+    """Whether a started warm pool with *settings* is waiting (without checking it out)."""
+    pool = _warm_pool
+    return pool is not None and pool.started and pool.settings == settings
+
+
 def release_pool(pool: ProcessPool) -> None:
     """Keep *pool* warm for the next call, unless another pool already is."""
     global _warm_pool
@@ -361,6 +374,23 @@ def shutdown() -> None:
         pool, _warm_pool = _warm_pool, None
     if pool is not None:
         pool.shutdown()
+
+
+_exit_hook_pid: Optional[int] = None
+
+
+def _ensure_exit_hook() -> None:
+    """Stop the warm pool when this process exits, whatever kind of process it is.
+
+    ``atexit`` covers an ordinary interpreter. A process started by ``multiprocessing``
+    (a ``Process`` target, a ``ProcessPoolExecutor`` worker) exits without running
+    ``atexit``, joining its child processes first: without this finalizer, its warm
+    workers would keep it from ever exiting.
+    """
+    global _exit_hook_pid
+    if _exit_hook_pid != os.getpid():
+        _exit_hook_pid = os.getpid()
+        multiprocessing.util.Finalize(None, shutdown, exitpriority=100)
 
 
 def _forget_pools_in_child() -> None:
