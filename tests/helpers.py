@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 #: The start methods this platform offers; every process behaviour is tested under each.
@@ -137,3 +139,15 @@ def tagged(x: int) -> tuple[str, int]:
 def slow_tagged(x: int) -> tuple[str, int]:
     busy_for(0.1)
     return ("old", x)
+
+
+class CountingSource:
+    """An endless iterator that records how many items were read from it."""
+
+    def __init__(self) -> None:
+        self.read = 0
+
+    def __iter__(self) -> Iterator[int]:
+        for value in itertools.count():
+            self.read += 1
+            yield value

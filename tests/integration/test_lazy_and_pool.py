@@ -6,7 +6,6 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import Iterator
 
 import psutil
 import pytest
@@ -15,6 +14,7 @@ import parmap
 from parmap import parallel_imap, parallel_map
 
 from helpers import (
+    CountingSource,
     identity,
     nested_map,
     pid_of,
@@ -24,18 +24,6 @@ from helpers import (
     square,
     worker_processes,
 )
-
-
-class CountingSource:
-    """An endless iterator that records how many items were read from it."""
-
-    def __init__(self) -> None:
-        self.read = 0
-
-    def __iter__(self) -> Iterator[int]:
-        for value in itertools.count():
-            self.read += 1
-            yield value
 
 
 def test_imap_reads_a_bounded_number_of_items_ahead() -> None:

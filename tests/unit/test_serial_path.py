@@ -16,6 +16,8 @@ import parmap
 from parmap import parallel_imap, parallel_map
 from parmap._platform import inside_worker, mark_worker_thread
 
+from helpers import CountingSource
+
 #: The two ways of asking for a serial run without nesting.
 SERIAL_SETTINGS = [{"backend": "serial"}, {"workers": 1}]
 SERIAL_IDS = ["backend=serial", "workers=1"]
@@ -44,18 +46,6 @@ def no_process_started() -> Iterator[None]:
 
 def _triple_plus_one(x: int) -> int:
     return 3 * x + 1
-
-
-class CountingSource:
-    """An endless iterator that records how many items were read from it."""
-
-    def __init__(self) -> None:
-        self.read = 0
-
-    def __iter__(self) -> Iterator[int]:
-        for value in itertools.count():
-            self.read += 1
-            yield value
 
 
 # --- results -------------------------------------------------------------------------
