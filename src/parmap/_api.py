@@ -171,7 +171,7 @@ def shutdown() -> None:
 
     .. versionadded:: 0.1
     """
-    if "parmap._backends._process" in sys.modules:
-        from ._backends._process import shutdown as shutdown_pool
+    if "parmap._backends._warm" in sys.modules:
+        from ._backends._warm import shutdown as shutdown_pool
 
         shutdown_pool()

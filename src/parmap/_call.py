@@ -48,7 +48,7 @@ MIN_PROBE_SECONDS = 0.001
 #: so a lazy consumer never waits for, nor holds, more than this.
 LAZY_PROBE_ITEMS = 1024
 #: Imported only once a call may need worker processes.
-_PROCESS_MODULE = "parmap._backends._process"
+_WARM_MODULE = "parmap._backends._warm"
 #: "A stream long enough that start-up costs vanish", for the cost model.
 ENDLESS = 10**12
 
@@ -171,7 +171,7 @@ class Call:
         """
         if self.options.backend != "process" or self.pool is not None:
             return self.pool
-        from ._backends._process import acquire_pool, release_pool
+        from ._backends._warm import acquire_pool, release_pool
 
         self.pool = acquire_pool(self._pool_settings())
         self._release_pool = release_pool
@@ -367,9 +367,9 @@ class Call:
         """Whether started workers with this call's settings are there to check out."""
         if self.pool is not None:
             return self.pool.started
-        if _PROCESS_MODULE not in sys.modules:  # no pool was ever started
+        if _WARM_MODULE not in sys.modules:  # no pool was ever started
             return False
-        from ._backends._process import warm_pool_fits
+        from ._backends._warm import warm_pool_fits
 
         return warm_pool_fits(self._pool_settings())
 

@@ -5,8 +5,9 @@ Data flow (no background threads; the caller's thread does all the waiting)::
     caller thread                                   worker process i (one per CPU)
     -------------                                   ------------------------------
     ProcessSession.submit(chunk)
-      pickle ("chunk", fn?, start, items) ──pipe i──▶ recv_bytes, unpickle
-                                                      (fn unpickled once per call)
+      first chunk of a call: FN_FRAME,
+        then the pickled fn as a frame   ──pipe i──▶ unpickle fn (once per call)
+      pickle ("chunk", start, items)     ──pipe i──▶ recv_bytes, unpickle
                                                       results = map(fn, items)
     ProcessSession.wait(timeout)         ◀──pipe i── ("ok", start, results) or an error
       connection.wait(busy pipes + busy workers' sentinels, timeout)
@@ -14,21 +15,18 @@ Data flow (no background threads; the caller's thread does all the waiting)::
 Each worker has its own duplex pipe and at most one chunk in flight, so neither side
 can block the other on a full pipe, and a dead worker is noticed at once through its
 process sentinel instead of hanging the call (``multiprocessing.Pool`` loses the
-task and waits forever). A call checks the pool out of the registry, so two threads
-never share one; the pool goes back warm when the call ends normally. Workers still
+task and waits forever). A call checks the pool out of ``_warm.py``, so two threads
+never share one; the pool goes back warm when the call ends. Workers still
 running a chunk when a call fails, times out or is interrupted are terminated and
 replaced on the next call, so nothing keeps running in the background.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import logging
 import multiprocessing
 import multiprocessing.connection
-import multiprocessing.util  # registers its atexit hook before ours, so ours runs first
-import os
 import pickle
 import signal
 import sys
@@ -96,7 +94,6 @@ class ProcessPool:
 
     def start(self) -> None:
         """Replace dead workers and start missing ones; does not wait for them to boot."""
-        _ensure_exit_hook()
         for dead in [w for w in self.workers if not w.alive()]:
             self.discard(dead)
         missing = self.size - len(self.workers)
@@ -326,79 +323,3 @@ def _crash_error(pool: ProcessPool, worker: _Worker, chunk: Chunk) -> WorkerCras
         "still running items were stopped; the next call starts fresh workers."
     )
     return WorkerCrashedError(msg)
-
-
-# ---------------------------------------------------------------------------------
-# The warm pool kept between calls.
-
-_registry_lock = threading.Lock()
-_warm_pool: Optional[ProcessPool] = None
-
-
-def acquire_pool(settings: PoolSettings) -> ProcessPool:
-    """Check out the warm pool if it fits this call, else a new (not yet started) pool."""
-    global _warm_pool
-    with _registry_lock:
-        pool, _warm_pool = _warm_pool, None
-    if pool is not None and pool.settings == settings:
-        if pool.started:
-            logger.debug("reusing the warm pool of %d %s worker(s)", pool.size, pool.start_method)
-        return pool
-    if pool is not None:
-        logger.debug("shutting down the warm pool: this call needs other settings")
-        pool.shutdown()
-    return ProcessPool(settings)
-
-
-def warm_pool_fits(settings: PoolSettings) -> bool:
-    """Whether a started warm pool with *settings* is waiting (without checking it out)."""
-    pool = _warm_pool
-    return pool is not None and pool.started and pool.settings == settings
-
-
-def release_pool(pool: ProcessPool) -> None:
-    """Keep *pool* warm for the next call, unless another pool already is."""
-    global _warm_pool
-    pool.discard_busy()
-    with _registry_lock:
-        if _warm_pool is None:
-            _warm_pool = pool
-            return
-    pool.shutdown()
-
-
-def shutdown() -> None:
-    """Stop the warm pool's workers, if any; the next call starts fresh ones."""
-    global _warm_pool
-    with _registry_lock:
-        pool, _warm_pool = _warm_pool, None
-    if pool is not None:
-        pool.shutdown()
-
-
-_exit_hook_pid: Optional[int] = None
-
-
-def _ensure_exit_hook() -> None:
-    """Stop the warm pool when this process exits, whatever kind of process it is.
-
-    ``atexit`` covers an ordinary interpreter. A process started by ``multiprocessing``
-    (a ``Process`` target, a ``ProcessPoolExecutor`` worker) exits without running
-    ``atexit``, joining its child processes first: without this finalizer, its warm
-    workers would keep it from ever exiting.
-    """
-    global _exit_hook_pid
-    if _exit_hook_pid != os.getpid():
-        _exit_hook_pid = os.getpid()
-        multiprocessing.util.Finalize(None, shutdown, exitpriority=100)
-
-
-def _forget_pools_in_child() -> None:
-    """A forked child must not use (or stop) its parent's workers."""
-    global _warm_pool
-    _warm_pool = None
-
-
-atexit.register(shutdown)
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pools_in_child)
