@@ -238,3 +238,19 @@ def test_process_started_by_multiprocessing_exits_after_a_parallel_call(tmp_path
     result = run_python(code, tmp_path=tmp_path)
     assert result.returncode == 0, describe(result)
     assert result.stdout.split() == ["45", "exitcode", "0"], describe(result)
+
+
+def test_default_start_method_is_found_without_importing_multiprocessing(tmp_path: Path) -> None:
+    """parmap's guess of the default start method matches what multiprocessing says."""
+    code = """
+    import sys
+    from parmap._platform import default_start_method
+
+    guess = default_start_method()
+    print("multiprocessing" in sys.modules)
+    import multiprocessing
+    print(guess == multiprocessing.get_all_start_methods()[0])
+    """
+    result = run_python(code, how="-c")
+    assert result.returncode == 0, describe(result)
+    assert result.stdout.split() == ["False", "True"], describe(result)
