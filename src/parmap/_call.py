@@ -14,7 +14,6 @@ How a call runs (docs/design.md has the full picture):
 from __future__ import annotations
 
 import contextlib
-import logging
 import sys
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Generator, Iterator, NamedTuple, Optional
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Generator, Iterator, NamedTuple
 from ._backends import Session
 from ._chunking import Costs, chunk_size, default_buffersize, parallel_pays_off
 from ._early import EarlyDispatch
+from ._log import debug
 from ._options import Options
 from ._platform import StartMethod, default_start_method, inside_worker
 from ._progress import ProgressReporter, make_reporter
@@ -30,8 +30,6 @@ from ._serial import Probe, extend_serially, probe, run_serially
 
 if TYPE_CHECKING:
     from ._backends._process import PoolSettings, ProcessPool
-
-logger = logging.getLogger("parmap")
 
 #: Seconds to start a cold pool, by start method, measured on Linux (2 workers):
 #: forking is cheap; spawn boots a fresh interpreter per worker.
@@ -109,7 +107,7 @@ class Call:
         if reason is None:
             yield from self._run_with_backend()
             return
-        logger.debug("running serially in the caller: %s", reason)
+        debug("running serially in the caller: %s", reason)
         self._initialize_caller()
         yield from self._run_serially(0)
 
@@ -229,7 +227,7 @@ class Call:
             buffersize = default_buffersize(options.workers, next_size(remaining))
         else:
             buffersize = sys.maxsize  # parallel_map holds the whole input anyway
-        logger.debug(
+        debug(
             "going parallel: backend=%s%s workers=%d chunksize=%s buffersize=%d",
             self.backend_name,
             f" start_method={self.pool.start_method}" if self.pool is not None else "",
@@ -292,12 +290,12 @@ class Call:
                 raise early.error
             if early.session is not None:
                 yield found.results
-                logger.debug("handed out %d item(s) while the first ran", len(early.submitted))
+                debug("handed out %d item(s) while the first ran", len(early.submitted))
                 return Handover(
                     early.session, early.submitted, early.next_index, found.item_seconds()
                 )
             if found.exhausted:
-                logger.debug(
+                debug(
                     "ran all %d item(s) in the caller (%.2f ms): the input ended first",
                     done + len(found.results),
                     found.seconds * 1000,
@@ -352,7 +350,7 @@ class Call:
             verdict = "probe again"
         else:
             verdict = "serial"
-        logger.debug(
+        debug(
             "probe: %d item(s) in %.2f ms (%.3g s each, %.3g s to send); %s left: %s",
             len(found.results),
             found.seconds * 1000,

@@ -12,8 +12,7 @@ from the serial probe, chunks never drop below what keeps per-chunk overhead sma
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional
 
 #: Chunks handed out per worker over the remaining work; 4 is ``Pool.map``'s factor.
 GUIDE_FACTOR = 4
@@ -27,8 +26,7 @@ DEFAULT_STREAM_CHUNKSIZE = 16
 PAYOFF_MARGIN = 1.15
 
 
-@dataclass(frozen=True)
-class Costs:
+class Costs(NamedTuple):
     """What going parallel costs on top of the work itself (seconds)."""
 
     start: float  # starting workers (0 for a warm pool) and sending fn

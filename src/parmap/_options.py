@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from concurrent.futures import Executor
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+import sys
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional, Union
 
 from ._cpu import available_cpus
 from ._platform import StartMethod, resolve_start_method
 
 if TYPE_CHECKING:
-    from typing_extensions import TypeAlias
+    from concurrent.futures import Executor
+
+    from typing_extensions import TypeAlias, TypeGuard
 
 BACKENDS = ("process", "thread", "serial")
 #: Threads wait on I/O rather than compute, so their default is not the CPU count:
@@ -20,8 +21,7 @@ DEFAULT_THREAD_WORKERS = 32
 Progress: TypeAlias = Union[bool, Callable[[int, Optional[int]], object]]
 
 
-@dataclass(frozen=True)
-class Options:
+class Options(NamedTuple):
     """One call's checked settings; *workers* resolved, *start_method* None for the default."""
 
     backend: Union[str, Executor]
@@ -113,8 +113,14 @@ def _start_method(value: object) -> Optional[StartMethod]:
     return None if requested is None else resolve_start_method(requested)
 
 
+def _is_executor(backend: object) -> TypeGuard[Executor]:
+    """Whether *backend* is an Executor; whoever made one has imported concurrent.futures."""
+    futures = sys.modules.get("concurrent.futures")
+    return futures is not None and isinstance(backend, futures.Executor)
+
+
 def _check_backend(backend: object) -> Union[str, Executor]:
-    if isinstance(backend, Executor):
+    if _is_executor(backend):
         return backend
     if isinstance(backend, str) and backend in BACKENDS:
         return backend
@@ -126,7 +132,7 @@ def _check_backend(backend: object) -> Union[str, Executor]:
 def _default_workers(backend: Union[str, Executor]) -> int:
     if backend == "thread":
         return DEFAULT_THREAD_WORKERS
-    if isinstance(backend, Executor):
+    if not isinstance(backend, str):
         size = getattr(backend, "_max_workers", None)
         return size if isinstance(size, int) and size >= 1 else available_cpus()
     return available_cpus()

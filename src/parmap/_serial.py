@@ -10,11 +10,9 @@ results produced before an exception, so the failing item's index is known for f
 from __future__ import annotations
 
 import contextlib
-import pickle
 import time
-from dataclasses import dataclass
 from itertools import islice
-from typing import Any, Callable, ContextManager, Iterator, Optional
+from typing import Any, Callable, ContextManager, Iterator, NamedTuple, Optional
 
 from ._errors import add_note, item_note
 from ._scheduler import Deadline
@@ -23,8 +21,7 @@ from ._scheduler import Deadline
 TRANSFER_SAMPLE = 64
 
 
-@dataclass
-class Probe:
+class Probe(NamedTuple):
     """What the caller learned by running the first items itself."""
 
     results: list[Any]
@@ -141,6 +138,8 @@ def extend_serially(
 
 def transfer_seconds(items: list[Any], results: list[Any]) -> float:
     """Seconds to pickle and unpickle one item and its result (a sample's average)."""
+    import pickle
+
     sample_items, sample_results = items[:TRANSFER_SAMPLE], results[:TRANSFER_SAMPLE]
     began = time.perf_counter()
     try:

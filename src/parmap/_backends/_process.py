@@ -24,7 +24,6 @@ replaced on the next call, so nothing keeps running in the background.
 from __future__ import annotations
 
 import contextlib
-import logging
 import multiprocessing
 import multiprocessing.connection
 import pickle
@@ -42,12 +41,11 @@ from .._errors import (
     item_note,
     rebuild_exception,
 )
+from .._log import debug
 from .._platform import StartMethod
 from .._serialization import PROTOCOL, dumps_message
 from .._worker import FN_FRAME, process_main
 from . import Chunk
-
-logger = logging.getLogger("parmap")
 
 #: Seconds a worker gets to exit after "stop" or SIGTERM before it is killed.
 EXIT_GRACE_SECONDS = 1.0
@@ -101,7 +99,7 @@ class ProcessPool:
             began = time.perf_counter()
             for _ in range(missing):
                 self.workers.append(self._launch())
-            logger.debug(
+            debug(
                 "started %d %s worker(s) in %.1f ms",
                 missing,
                 self.start_method,

@@ -9,15 +9,13 @@ process started by ``multiprocessing`` all stop it.
 from __future__ import annotations
 
 import atexit
-import logging
 import multiprocessing.util  # registers its atexit hook before ours, so ours runs first
 import os
 import threading
 from typing import Optional
 
+from .._log import debug
 from ._process import PoolSettings, ProcessPool
-
-logger = logging.getLogger("parmap")
 
 _registry_lock = threading.Lock()
 _warm_pool: Optional[ProcessPool] = None
@@ -31,10 +29,10 @@ def acquire_pool(settings: PoolSettings) -> ProcessPool:
         pool, _warm_pool = _warm_pool, None
     if pool is not None and pool.settings == settings:
         if pool.started:
-            logger.debug("reusing the warm pool of %d %s worker(s)", pool.size, pool.start_method)
+            debug("reusing the warm pool of %d %s worker(s)", pool.size, pool.start_method)
         return pool
     if pool is not None:
-        logger.debug("shutting down the warm pool: this call needs other settings")
+        debug("shutting down the warm pool: this call needs other settings")
         pool.shutdown()
     return ProcessPool(settings)
 
