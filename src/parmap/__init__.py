@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._api import parallel_imap, parallel_map, shutdown
+from ._api import parallel_imap, parallel_map, parallel_starmap, shutdown
 from ._errors import ParmapError, SerializationError, WorkerCrashedError
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "WorkerCrashedError",
     "parallel_imap",
     "parallel_map",
+    "parallel_starmap",
     "shutdown",
 ]
 

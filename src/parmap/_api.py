@@ -158,6 +158,62 @@ def parallel_imap(
     return _flatten(Call(fn, iter(iterable), total, options, lazy=True).run())
 
 
+def parallel_starmap(
+    fn: Callable[..., R],
+    iterable: Iterable[Iterable[Any]],
+    workers: Optional[int] = None,
+    chunksize: Optional[int] = None,
+    *,
+    backend: Union[str, Executor] = "process",
+    start_method: Optional[StartMethod] = None,
+    serial_fallback: bool = True,
+    timeout: Optional[float] = None,
+    progress: Progress = False,
+    initializer: Optional[Callable[..., object]] = None,
+    initargs: tuple[Any, ...] = (),
+    max_tasks_per_child: Optional[int] = None,
+) -> list[R]:
+    """Like :func:`parallel_map`, for a function of several arguments: ``fn(*args)``.
+
+        >>> parallel_starmap(pow, [(2, 3), (3, 2), (10, 0)])
+        [8, 9, 1]
+
+    The same as ``list(itertools.starmap(fn, iterable))``, as ``Pool.starmap`` does, with
+    the keywords and guarantees of :func:`parallel_map`; a note on an exception names
+    the index of the argument tuple.
+
+    .. versionadded:: 0.1
+    """
+    check_call(fn, iterable)
+    return parallel_map(
+        _Starred(fn),
+        iterable,
+        workers,
+        chunksize,
+        backend=backend,
+        start_method=start_method,
+        serial_fallback=serial_fallback,
+        timeout=timeout,
+        progress=progress,
+        initializer=initializer,
+        initargs=initargs,
+        max_tasks_per_child=max_tasks_per_child,
+    )
+
+
+class _Starred:
+    """``fn(*args)`` as a function of one argument (picklable when *fn* is)."""
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.__wrapped__ = fn  # the functools convention: error messages name fn
+
+    def __call__(self, args: Iterable[Any]) -> Any:
+        return self.__wrapped__(*args)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_Starred, (self.__wrapped__,))
+
+
 def _flatten(chunks: Iterator[list[R]]) -> Iterator[R]:
     for results in chunks:
         yield from results

@@ -22,6 +22,7 @@ _THREAD_HINT = 'or use backend="thread", which does not pickle'
 
 
 def describe_callable(fn: object) -> str:
+    fn = getattr(fn, "__wrapped__", fn)
     name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
     return str(name) if name else type(fn).__name__
 

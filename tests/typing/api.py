@@ -21,6 +21,7 @@ from parmap import (
     WorkerCrashedError,
     parallel_imap,
     parallel_map,
+    parallel_starmap,
     shutdown,
 )
 
@@ -103,6 +104,15 @@ def rejected_calls() -> None:
     parallel_map(fn=square)  # type: ignore[call-arg]
     wrong: list[str] = parallel_map(square, [1])  # type: ignore[arg-type]
     print(wrong)
+
+
+def starmap_calls() -> None:
+    def power(base: int, exponent: int) -> float:
+        return float(base**exponent)
+
+    assert_type(parallel_starmap(power, [(2, 3), (3, 2)]), list[float])
+    assert_type(parallel_starmap(power, [(2, 3)], 2, 1, backend="thread"), list[float])
+    parallel_starmap(power, 5)  # type: ignore[arg-type]
 
 
 def errors_and_module() -> None:

@@ -17,6 +17,7 @@ PUBLIC_NAMES = {
     "WorkerCrashedError",
     "parallel_imap",
     "parallel_map",
+    "parallel_starmap",
     "shutdown",
 }
 
