@@ -185,7 +185,11 @@ class Call:
             if options.initializer is not None:
                 init_payload = dumps_initializer(options.initializer, options.initargs)
             self._settings = PoolSettings(
-                options.workers, self._start_method(), init_payload, options.max_tasks_per_child
+                options.workers,
+                self._start_method(),
+                init_payload,
+                options.max_tasks_per_child,
+                options.idle_timeout,
             )
         return self._settings
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional, Union
 
@@ -17,6 +18,13 @@ BACKENDS = ("process", "thread", "serial")
 #: Threads wait on I/O rather than compute, so their default is not the CPU count:
 #: 32 is ``ThreadPoolExecutor``'s cap, enough to overlap many slow requests.
 DEFAULT_THREAD_WORKERS = 32
+
+#: Environment variable: seconds an idle worker process waits for work before it exits.
+IDLE_TIMEOUT_ENV = "PARMAP_IDLE_TIMEOUT"
+#: Five minutes, as joblib's reusable executor: long enough to serve bursts of calls,
+#: short enough that an idle program gives its memory back.
+DEFAULT_IDLE_TIMEOUT = 300.0
+
 
 Progress: TypeAlias = Union[bool, Callable[[int, Optional[int]], object]]
 
@@ -34,6 +42,7 @@ class Options(NamedTuple):
     initializer: Optional[Callable[..., object]]
     initargs: tuple[Any, ...]
     max_tasks_per_child: Optional[int] = None
+    idle_timeout: Optional[float] = DEFAULT_IDLE_TIMEOUT
     ordered: bool = True
     buffersize: Optional[int] = None
 
@@ -98,6 +107,7 @@ def make_options(
         initializer=initializer,
         initargs=tuple(initargs),
         max_tasks_per_child=_positive_int("max_tasks_per_child", max_tasks_per_child),
+        idle_timeout=idle_timeout() if checked_backend == "process" else None,
         ordered=_flag("ordered", ordered),
         buffersize=_positive_int("buffersize", buffersize),
     )
@@ -117,6 +127,29 @@ def _is_executor(backend: object) -> TypeGuard[Executor]:
     """Whether *backend* is an Executor; whoever made one has imported concurrent.futures."""
     futures = sys.modules.get("concurrent.futures")
     return futures is not None and isinstance(backend, futures.Executor)
+
+
+def idle_timeout() -> Optional[float]:
+    """Seconds idle worker processes live on: ``PARMAP_IDLE_TIMEOUT``, else five minutes.
+
+    ``0``, ``none`` or ``off`` keep them until ``shutdown()`` or interpreter exit.
+    """
+    value = os.environ.get(IDLE_TIMEOUT_ENV, "").strip().lower()
+    if not value:
+        return DEFAULT_IDLE_TIMEOUT
+    if value in ("0", "none", "off"):
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        msg = (
+            f"{IDLE_TIMEOUT_ENV} must be a number of seconds > 0, or 0/none/off to keep idle "
+            f"workers (got {value!r})"
+        )
+        raise ValueError(msg)
+    return seconds
 
 
 def _check_backend(backend: object) -> Union[str, Executor]:

@@ -80,7 +80,11 @@ def thread_initializer(
 
 
 def process_main(
-    conn: Any, init_payload: bytes | None, inherited: Sequence[Any], tie_to_parent: bool
+    conn: Any,
+    init_payload: bytes | None,
+    inherited: Sequence[Any],
+    tie_to_parent: bool,
+    idle_timeout: float | None,
 ) -> None:
     """Main loop of a worker process: run chunks until told to stop or the caller is gone."""
     for connection in inherited:  # the caller's ends of other pipes, copied by fork
@@ -96,6 +100,8 @@ def process_main(
     fn_error = "worker received a chunk before any fn"
     while True:
         try:
+            if idle_timeout is not None and not conn.poll(idle_timeout):
+                return  # idle too long: free the memory; the caller starts a new one
             data = conn.recv_bytes()
             if data == FN_FRAME:
                 fn, fn_error = _load_fn(conn.recv_bytes())

@@ -254,3 +254,53 @@ def test_default_start_method_is_found_without_importing_multiprocessing(tmp_pat
     result = run_python(code, how="-c")
     assert result.returncode == 0, describe(result)
     assert result.stdout.split() == ["False", "True"], describe(result)
+
+
+IDLE_WORKERS = """
+import multiprocessing
+import multiprocessing.connection
+import os
+from parmap import parallel_map
+
+def pid_of(_):
+    return os.getpid()
+
+if __name__ == "__main__":
+    options = dict(workers=2, chunksize=1, start_method={method!r}, serial_fallback=False)
+    first = set(parallel_map(pid_of, range(8), **options))
+    workers = [p for p in multiprocessing.active_children() if p.pid in first]
+    # Event-driven: each worker's sentinel becomes ready when it exits on its own.
+    pending = [p.sentinel for p in workers]
+    while pending:
+        ready = multiprocessing.connection.wait(pending, timeout=30)
+        assert ready, "idle workers did not exit"
+        pending = [s for s in pending if s not in ready]
+    print("exited", len(workers) == 2)
+    second = set(parallel_map(pid_of, range(8), **options))
+    print("fresh", first.isdisjoint(second) and len(second) == 2)
+"""
+
+
+def test_idle_workers_exit_and_are_replaced(start_method: str, tmp_path: Path) -> None:
+    """After PARMAP_IDLE_TIMEOUT seconds idle, workers exit; the next call starts new ones."""
+    result = run_python(
+        IDLE_WORKERS.format(method=start_method),
+        tmp_path=tmp_path,
+        env={"PARMAP_IDLE_TIMEOUT": "1"},
+    )
+    assert result.returncode == 0, describe(result)
+    assert result.stdout.split() == ["exited", "True", "fresh", "True"], describe(result)
+
+
+def test_bad_idle_timeout_is_refused_before_work_starts(tmp_path: Path) -> None:
+    """A malformed PARMAP_IDLE_TIMEOUT is a ValueError naming the variable."""
+    code = """
+    from parmap import parallel_map
+    try:
+        parallel_map(abs, range(3))
+    except ValueError as error:
+        print(error)
+    """
+    result = run_python(code, tmp_path=tmp_path, env={"PARMAP_IDLE_TIMEOUT": "soon"})
+    assert result.returncode == 0, describe(result)
+    assert "PARMAP_IDLE_TIMEOUT must be a number of seconds > 0" in result.stdout, describe(result)

@@ -49,12 +49,14 @@ from . import Chunk
 
 #: Seconds a worker gets to exit after "stop" or SIGTERM before it is killed.
 EXIT_GRACE_SECONDS = 1.0
+#: A worker idle this close to its idle timeout is replaced rather than sent work.
+IDLE_MARGIN_SECONDS = 1.0
 
 
 class _Worker:
     """One worker process, the caller's end of its pipe, and what it is doing."""
 
-    __slots__ = ("call_id", "chunk", "conn", "process", "tasks")
+    __slots__ = ("call_id", "chunk", "conn", "idle_since", "process", "tasks")
 
     def __init__(self, process: Any, conn: Any) -> None:
         self.process = process
@@ -62,9 +64,7 @@ class _Worker:
         self.call_id: Optional[int] = None  # whose fn it holds
         self.chunk: Optional[Chunk] = None  # in flight
         self.tasks = 0  # chunks it has answered
-
-    def alive(self) -> bool:
-        return bool(self.process.exitcode is None)
+        self.idle_since = time.monotonic()  # it exits by itself after the idle timeout
 
 
 class PoolSettings(NamedTuple):
@@ -74,6 +74,7 @@ class PoolSettings(NamedTuple):
     start_method: StartMethod
     init_payload: Optional[bytes]  # pickled initializer and initargs
     max_tasks_per_child: Optional[int]  # chunks a worker runs before it is replaced
+    idle_timeout: Optional[float] = None  # seconds an idle worker waits before it exits
 
 
 class ProcessPool:
@@ -91,9 +92,14 @@ class ProcessPool:
         return len(self.workers) == self.size
 
     def start(self) -> None:
-        """Replace dead workers and start missing ones; does not wait for them to boot."""
-        for dead in [w for w in self.workers if not w.alive()]:
-            self.discard(dead)
+        """Replace dead workers and start missing ones; does not wait for them to boot.
+
+        A worker close to its idle timeout is replaced too: it may be exiting right now,
+        and work sent to it then would look like a crash.
+        """
+        stale = self._exited()
+        for worker in stale + [w for w in self._expiring() if w not in stale]:
+            self.discard(worker)
         missing = self.size - len(self.workers)
         if missing > 0:
             began = time.perf_counter()
@@ -105,6 +111,20 @@ class ProcessPool:
                 self.start_method,
                 (time.perf_counter() - began) * 1000,
             )
+
+    def _exited(self) -> list[_Worker]:
+        """Workers that have exited (their sentinel says so even if someone reaped them)."""
+        by_sentinel = {w.process.sentinel: w for w in self.workers}
+        if not by_sentinel:
+            return []
+        return [by_sentinel[s] for s in multiprocessing.connection.wait(list(by_sentinel), 0)]
+
+    def _expiring(self) -> list[_Worker]:
+        timeout = self.settings.idle_timeout
+        if timeout is None:
+            return []
+        limit = time.monotonic() - (timeout - IDLE_MARGIN_SECONDS)
+        return [w for w in self.workers if w.idle_since < limit]
 
     def _launch(self) -> _Worker:
         context: Any = multiprocessing.get_context(self.start_method)
@@ -120,7 +140,13 @@ class ProcessPool:
         )
         process = context.Process(
             target=process_main,
-            args=(theirs, self.settings.init_payload, inherited, tie_to_parent),
+            args=(
+                theirs,
+                self.settings.init_payload,
+                inherited,
+                tie_to_parent,
+                self.settings.idle_timeout,
+            ),
             name="parmap-worker",
             daemon=False,  # fn may start processes of its own
         )
@@ -210,7 +236,8 @@ def _stop(worker: _Worker, *, polite: bool) -> None:
         process.kill()
         process.join()
     worker.conn.close()
-    process.close()
+    with contextlib.suppress(ValueError):  # reaped by someone else: nothing left to close
+        process.close()
 
 
 _STOP_MESSAGE = pickle.dumps(("stop",), PROTOCOL)
@@ -267,6 +294,7 @@ class ProcessSession:
         if answer is None:
             raise _crash_error(self._pool, worker, chunk)
         worker.tasks += 1
+        worker.idle_since = time.monotonic()
         self._idle.append(self._pool.replace(worker) if self._pool.worn_out(worker) else worker)
         kind = answer[0]
         if kind == "ok":
