@@ -49,7 +49,8 @@ from . import Chunk
 
 #: Seconds a worker gets to exit after "stop" or SIGTERM before it is killed.
 EXIT_GRACE_SECONDS = 1.0
-#: A worker idle this close to its idle timeout is replaced rather than sent work.
+#: A worker idle this close to its idle timeout (or a quarter of a short timeout) is
+#: replaced rather than sent work: it may be exiting at that very moment.
 IDLE_MARGIN_SECONDS = 1.0
 
 
@@ -123,7 +124,7 @@ class ProcessPool:
         timeout = self.settings.idle_timeout
         if timeout is None:
             return []
-        limit = time.monotonic() - (timeout - IDLE_MARGIN_SECONDS)
+        limit = time.monotonic() - (timeout - min(IDLE_MARGIN_SECONDS, timeout / 4))
         return [w for w in self.workers if w.idle_since < limit]
 
     def _launch(self) -> _Worker:
