@@ -16,9 +16,10 @@ from __future__ import annotations
 import contextlib
 import sys
 from functools import partial
+from itertools import islice
 from typing import TYPE_CHECKING, Any, Callable, Generator, Iterator, NamedTuple, Optional
 
-from ._backends import Session
+from ._backends import Chunk, Session
 from ._chunking import Costs, chunk_size, default_buffersize, parallel_pays_off
 from ._early import EarlyDispatch
 from ._log import debug
@@ -261,19 +262,53 @@ class Call:
         large one.
         """
         self._initialize_caller()
+        done = 0
+        if self.options.backend == "thread":
+            handover, done = yield from self._first_item_on_a_thread()
+            if handover is not None:
+                return handover
         early = EarlyDispatch(self._open_session, self.items, self.options.workers - 1)
-        handover: Optional[Handover] = None
+        handover = None
         try:
-            handover = yield from self._probe_rounds(early)
+            handover = yield from self._probe_rounds(early, done)
         finally:
             if early.session is not None and handover is None:
                 early.session.cancel()  # an error, or the consumer left: stop that work
         return handover
 
-    def _probe_rounds(self, early: EarlyDispatch) -> Generator[list[Any], None, Optional[Handover]]:
+    def _first_item_on_a_thread(
+        self,
+    ) -> Generator[list[Any], None, tuple[Optional[Handover], int]]:
+        """Run the first item on a worker thread, waiting for it as long as threads take to start.
+
+        Threads start in microseconds and share the caller's memory, so this costs little,
+        and a first item that waits on I/O then overlaps with the next ones instead of
+        delaying them. Returns a handover if it is still running, else how many items ran.
+        """
+        batch = list(islice(self.items, 1))
+        if not batch:
+            return None, 0
+        session = self._open_session()
+        try:
+            session.submit(Chunk(0, batch))
+            finished = session.wait(max(MIN_PROBE_SECONDS, THREAD_START_SECONDS))
+        except BaseException:
+            session.cancel()
+            raise
+        if not finished:
+            debug("the first item is still running on a thread: going parallel")
+            return Handover(session, [0], 1, None), 1
+        session.close()
+        if self.reporter is not None:
+            self.reporter.update(1)
+        yield finished[0][1]
+        return None, 1
+
+    def _probe_rounds(
+        self, early: EarlyDispatch, done: int
+    ) -> Generator[list[Any], None, Optional[Handover]]:
         budget = max(MIN_PROBE_SECONDS, self._start_seconds())
         limit = (self.options.buffersize or LAZY_PROBE_ITEMS) if self.lazy else None
-        done = 0
         while True:
             first_item: Callable[[], contextlib.AbstractContextManager[None]]
             first_item = contextlib.nullcontext

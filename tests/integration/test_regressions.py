@@ -106,3 +106,15 @@ def test_the_unpicklable_item_is_the_one_blamed() -> None:
     """A lambda item travels by value; the lock after it is the one named."""
     with pytest.raises(SerializationError, match=r"index 1 \(a lock\)"):
         parallel_map(identity, [lambda: 1, threading.Lock()], 2, serial_fallback=False)
+
+
+def test_thread_backend_runs_a_slow_first_item_on_a_thread() -> None:
+    """An I/O-bound first item does not hold up the others in the caller's thread."""
+    names = parallel_map(_wait_then_name, range(8), 4, backend="thread")
+    assert all(name.startswith("parmap-thread") for name in names), names
+
+
+def _wait_then_name(x: int) -> str:
+    if x == 0:
+        threading.Event().wait(0.2)  # an I/O wait: the workload, not synchronisation
+    return threading.current_thread().name
