@@ -27,7 +27,7 @@ from ._options import Options
 from ._platform import StartMethod, default_start_method, inside_worker
 from ._progress import ProgressReporter, make_reporter
 from ._scheduler import Deadline, iter_chunks, run_chunks
-from ._serial import Probe, extend_serially, probe, run_serially
+from ._serial import SERIAL_BATCH, Probe, extend_serially, probe, run_serially
 
 if TYPE_CHECKING:
     from ._backends._process import PoolSettings, ProcessPool
@@ -140,7 +140,8 @@ class Call:
             start,
             deadline=self.deadline,
             on_done=self._on_done(),
-            batch_size=1 if self.lazy else 0,
+            lazy=self.lazy,
+            max_batch=self.options.buffersize or SERIAL_BATCH,
         )
 
     # -- with a backend ---------------------------------------------------------------

@@ -19,6 +19,11 @@ from ._scheduler import Deadline
 
 #: Items pickled to estimate what sending one item and its result costs.
 TRANSFER_SAMPLE = 64
+#: Largest batch run in the caller between two looks at the deadline, the progress
+#: report and a lazy consumer: small enough to hold, large enough to cost nothing ...
+SERIAL_BATCH = 1024
+#: ... and batches stop growing once one takes this long.
+SERIAL_BATCH_SECONDS = 0.005
 
 
 class Probe(NamedTuple):
@@ -97,19 +102,23 @@ def run_serially(
     *,
     deadline: Optional[Deadline],
     on_done: Optional[Callable[[int], None]],
-    batch_size: int = 0,
+    lazy: bool = False,
+    max_batch: int = SERIAL_BATCH,
 ) -> Iterator[list[Any]]:
     """The rest of the input in the caller, as lists of results.
 
-    One list when nothing needs to happen between items (fastest); batches when a
-    deadline, a progress report or a lazy consumer does.
+    One list when nothing needs to happen between items (fastest). Otherwise batches:
+    they start at one item and double, up to *max_batch*, while a batch takes less
+    than ``SERIAL_BATCH_SECONDS``, so a lazy consumer waits no longer for a result than
+    that, and the deadline and progress are looked after in between. A lazy consumer
+    gets the results computed before an exception, then the exception.
     """
-    if not batch_size and deadline is None and on_done is None:
+    if not lazy and deadline is None and on_done is None:
         results: list[Any] = []
         extend_serially(results, fn, items, start)
         yield results
         return
-    size = batch_size or 1
+    size = 1
     while True:
         if deadline is not None:
             deadline.left()
@@ -117,12 +126,19 @@ def run_serially(
         if not batch:
             return
         results = []
-        extend_serially(results, fn, batch, start)
+        began = time.perf_counter()
+        try:
+            extend_serially(results, fn, batch, start)
+        except Exception:
+            if lazy and results:
+                yield results  # what map() would have yielded before raising
+            raise
+        if time.perf_counter() - began < SERIAL_BATCH_SECONDS:
+            size = min(size * 2, max_batch)
         start += len(batch)
         if on_done is not None:
             on_done(len(batch))
         yield results
-        size = min(size * 2, batch_size or 1024)
 
 
 def extend_serially(

@@ -255,15 +255,28 @@ def test_progress_is_reported_in_the_calling_thread(settings: dict[str, Any]) ->
 
 @pytest.mark.parametrize("settings", SERIAL_SETTINGS, ids=SERIAL_IDS)
 def test_imap_reads_a_bounded_number_of_items(settings: dict[str, Any]) -> None:
-    """On endless input, nothing is read before next(), then at most one item ahead."""
+    """On endless input, nothing is read before next(), then at most buffersize ahead."""
     source = CountingSource()
-    results = parallel_imap(_triple_plus_one, source, **settings)
+    results = parallel_imap(_triple_plus_one, source, buffersize=1, **settings)
     assert source.read == 0
     assert next(results) == _triple_plus_one(0)
     assert source.read <= 2
     taken = list(itertools.islice(results, 99))
     assert taken == [_triple_plus_one(x) for x in range(1, 100)]
     assert source.read <= 100 + 1
+    results.close()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("settings", SERIAL_SETTINGS, ids=SERIAL_IDS)
+def test_imap_default_read_ahead_is_one_batch(settings: dict[str, Any]) -> None:
+    """Without buffersize, the caller runs ahead by at most one batch of SERIAL_BATCH items."""
+    from parmap._serial import SERIAL_BATCH
+
+    source = CountingSource()
+    results = parallel_imap(_triple_plus_one, source, **settings)
+    taken = list(itertools.islice(results, 5000))
+    assert taken == [_triple_plus_one(x) for x in range(5000)]
+    assert source.read <= 5000 + SERIAL_BATCH
     results.close()  # type: ignore[attr-defined]
 
 
