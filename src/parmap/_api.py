@@ -133,8 +133,9 @@ def parallel_imap(
     Args:
         ordered: yield in input order (default), or as results complete.
         buffersize: most items read from *iterable* and not yet yielded; default:
-            two chunks per worker.
-        timeout: seconds for the whole iteration, checked at each wait.
+            two chunks per worker (items run in the caller: one batch, at most 1,024).
+        timeout: seconds each wait for the next results may take, counted again
+            whenever the loop asks for more; then ``TimeoutError``.
         Other arguments: as for :func:`parallel_map`.
 
     .. versionadded:: 0.1
