@@ -6,8 +6,9 @@ How a call runs (docs/design.md has the full picture):
    parmap worker (nested), or a single worker with serial fallback on.
 2. With serial fallback on, the caller runs the first items itself for about as long
    as starting workers would take; if the first item runs longer than that, workers
-   are started and given work meanwhile (``_early.py``). If the input ends, that was
-   all. Otherwise the measured cost per item decides whether workers finish sooner.
+   are started and given work meanwhile (``_early.py``; with threads, the first item
+   simply runs on a thread). If the input ends, that was all. Otherwise the measured
+   cost per item decides whether workers finish sooner.
 3. The rest goes to the backend in chunks through the scheduler, in input order.
 """
 
