@@ -222,15 +222,17 @@ class Call:
         session = handover.session or self._open_session()
         done = handover.next_index
         next_size: Callable[[Optional[int]], int]
+        remaining = None if self.total is None else self.total - done
         if options.chunksize is not None:
             fixed = options.chunksize
             next_size = lambda _: fixed  # noqa: E731 - a constant size
         else:
-            next_size = partial(_sized, workers=options.workers, item_seconds=handover.item_seconds)
+            next_size = partial(
+                chunk_size, workers=options.workers, item_seconds=handover.item_seconds
+            )
         if options.buffersize is not None:
             buffersize = options.buffersize
         elif self.lazy:
-            remaining = None if self.total is None else self.total - done
             buffersize = default_buffersize(options.workers, next_size(remaining))
         else:
             buffersize = sys.maxsize  # parallel_map holds the whole input anyway
@@ -242,7 +244,6 @@ class Call:
             options.chunksize or "auto",
             buffersize,
         )
-        remaining = None if self.total is None else self.total - done
         yield from run_chunks(
             session,
             iter_chunks(self.items, done, remaining, next_size),
@@ -421,7 +422,3 @@ class Call:
                 return WARM_START_SECONDS
             return START_SECONDS[self._start_method()]
         return THREAD_START_SECONDS if self.options.backend == "thread" else 0.0
-
-
-def _sized(remaining: Optional[int], *, workers: int, item_seconds: Optional[float]) -> int:
-    return chunk_size(remaining, workers, item_seconds)

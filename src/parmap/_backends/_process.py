@@ -83,10 +83,16 @@ class ProcessPool:
 
     def __init__(self, settings: PoolSettings) -> None:
         self.settings = settings
-        self.size = settings.workers
-        self.start_method = settings.start_method
         self.workers: list[_Worker] = []
         self._retired: list[Any] = []  # processes told to stop, not yet reaped
+
+    @property
+    def size(self) -> int:
+        return self.settings.workers
+
+    @property
+    def start_method(self) -> StartMethod:
+        return self.settings.start_method
 
     @property
     def started(self) -> bool:
