@@ -29,17 +29,12 @@ def describe_callable(fn: object) -> str:
 
 def dumps_callable(fn: Callable[..., Any], role: str = "fn") -> bytes:
     """Pickle *fn* by reference where a worker can import it, else by value."""
-    if _importable_by_reference(fn):
-        try:
-            by_reference = pickle.dumps(fn, PROTOCOL)
-        except Exception:
-            pass
-        else:  # a partial or bound method may still point into __main__
-            if _MAIN_REFERENCE not in by_reference:
-                return by_reference
-    import cloudpickle
-
     try:
+        if _importable_by_reference(fn):
+            # By value after all if it fails, or points into __main__ (a partial, say).
+            return dumps_portable(fn)
+        import cloudpickle
+
         by_value: bytes = cloudpickle.dumps(fn, PROTOCOL)
     except Exception as exc:
         fix = f"inside {role} or in an initializer" if role == "fn" else f"inside {role}"

@@ -65,9 +65,7 @@ def run_chunk_task(fn: Callable[[Any], Any], start: int, items: Sequence[Any]) -
     try:
         return ("ok", start, call_chunk(fn, start, items))
     except ChunkFailure as failure:
-        error = failure.error
-        text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-        return ("raised", start, failure.index, error, text)
+        return ("raised", start, failure.index, failure.error, _traceback_text(failure.error))
 
 
 def thread_initializer(
@@ -192,8 +190,11 @@ def _share_initializer_state(fn: object) -> None:
 
 
 def _describe(error: BaseException) -> tuple[bytes | None, str, str, str]:
-    text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-    return dumps_exception(error), type(error).__qualname__, str(error), text
+    return dumps_exception(error), type(error).__qualname__, str(error), _traceback_text(error)
+
+
+def _traceback_text(error: BaseException) -> str:
+    return "".join(traceback.format_exception(type(error), error, error.__traceback__))
 
 
 def _load_error(what: str, exc: BaseException) -> str:
