@@ -40,6 +40,9 @@ START_SECONDS = {"fork": 0.02, "forkserver": 0.1, "spawn": 0.3}
 WARM_START_SECONDS = 0.001
 #: ... and for a thread pool, which starts its threads on demand.
 THREAD_START_SECONDS = 0.002
+#: How long the caller waits for the first item on a thread before it hands out the
+#: rest: longer than a cheap item takes, short next to an I/O wait it would delay.
+FIRST_THREAD_ITEM_WAIT = 0.000_5
 #: One chunk's round trip: pipe to a process, a future to a thread or an executor.
 CHUNK_SECONDS = {"process": 0.000_2, "thread": 0.000_05, "executor": 0.001}
 #: The probe runs at least this long, so timer resolution does not decide.
@@ -282,7 +285,7 @@ class Call:
     def _first_item_on_a_thread(
         self,
     ) -> Generator[list[Any], None, tuple[Optional[Handover], int]]:
-        """Run the first item on a worker thread, waiting for it as long as threads take to start.
+        """Run the first item on a worker thread, waiting for it half a millisecond.
 
         Threads start in microseconds and share the caller's memory, so this costs little,
         and a first item that waits on I/O then overlaps with the next ones instead of
@@ -294,7 +297,7 @@ class Call:
         session = self._open_session()
         try:
             session.submit(Chunk(0, batch))
-            finished = session.wait(max(MIN_PROBE_SECONDS, THREAD_START_SECONDS))
+            finished = session.wait(FIRST_THREAD_ITEM_WAIT)
         except BaseException:
             session.cancel()
             raise

@@ -7,6 +7,7 @@ thread backend owns a ``ThreadPoolExecutor`` for the length of one call.
 
 from __future__ import annotations
 
+import queue
 from concurrent import futures
 from typing import Any, Callable, Optional
 
@@ -33,6 +34,7 @@ class ExecutorSession:
         self._owned = owned
         self._remote = remote  # exceptions lost their traceback on the way back
         self._in_flight: dict[futures.Future[Any], Chunk] = {}
+        self._done: queue.SimpleQueue[futures.Future[Any]] = queue.SimpleQueue()
 
     def has_capacity(self) -> bool:
         return len(self._in_flight) < self._capacity
@@ -40,9 +42,20 @@ class ExecutorSession:
     def submit(self, chunk: Chunk) -> None:
         future = self._executor.submit(run_chunk_task, self._fn, chunk.start, chunk.items)
         self._in_flight[future] = chunk
+        # Finished futures land in a queue: waiting costs the same however many chunks
+        # are in flight (futures.wait would hook into every one of them each time).
+        future.add_done_callback(self._done.put)
 
     def wait(self, timeout: Optional[float]) -> list[tuple[int, list[Any]]]:
-        done, _ = futures.wait(self._in_flight, timeout, futures.FIRST_COMPLETED)
+        try:
+            done = [self._done.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        while True:
+            try:
+                done.append(self._done.get_nowait())
+            except queue.Empty:
+                break
         finished = []
         for future in done:
             del self._in_flight[future]
@@ -81,7 +94,9 @@ def thread_session(
         initializer=thread_initializer,
         initargs=(initializer, initargs),
     )
-    return ExecutorSession(executor, fn, workers, owned=True, remote=False)
+    # Two chunks per thread: a thread that finishes one takes the next from the pool's
+    # queue at once instead of waiting for the caller to wake up and submit it.
+    return ExecutorSession(executor, fn, 2 * workers, owned=True, remote=False)
 
 
 def executor_session(
