@@ -8,6 +8,7 @@ thread backend owns a ``ThreadPoolExecutor`` for the length of one call.
 from __future__ import annotations
 
 import queue
+import sys
 from concurrent import futures
 from typing import Any, Callable, Optional
 
@@ -27,12 +28,14 @@ class ExecutorSession:
         *,
         owned: bool,
         remote: bool,
+        submit_keywords: Optional[dict[str, Any]] = None,
     ) -> None:
         self._executor = executor
         self._fn = fn
         self._capacity = capacity
         self._owned = owned
         self._remote = remote  # exceptions lost their traceback on the way back
+        self._submit_keywords = submit_keywords or {}
         self._in_flight: dict[futures.Future[Any], Chunk] = {}
         self._done: queue.SimpleQueue[futures.Future[Any]] = queue.SimpleQueue()
 
@@ -40,7 +43,9 @@ class ExecutorSession:
         return len(self._in_flight) < self._capacity
 
     def submit(self, chunk: Chunk) -> None:
-        future = self._executor.submit(run_chunk_task, self._fn, chunk.start, chunk.items)
+        future = self._executor.submit(
+            run_chunk_task, self._fn, chunk.start, chunk.items, **self._submit_keywords
+        )
         self._in_flight[future] = chunk
         # Finished futures land in a queue: waiting costs the same however many chunks
         # are in flight (futures.wait would hook into every one of them each time).
@@ -104,4 +109,22 @@ def executor_session(
 ) -> ExecutorSession:
     """A session on the user's *executor*, which stays theirs to shut down."""
     remote = not isinstance(executor, futures.ThreadPoolExecutor)
-    return ExecutorSession(executor, fn, workers, owned=False, remote=remote)
+    return ExecutorSession(
+        executor, fn, workers, owned=False, remote=remote, submit_keywords=_dask_keywords(executor)
+    )
+
+
+def _dask_keywords(executor: futures.Executor) -> dict[str, Any]:
+    """``pure=False`` for Dask's ``client.get_executor()``, unless its owner chose.
+
+    By default Dask names a task by a hash of its function and arguments and does not
+    run a task whose name it still holds: an identical chunk of a later call (same fn,
+    same items) would get the earlier results back, wrong for a fn that reads a clock,
+    a file or a web page. Impure tasks get fresh names, and their items are not hashed.
+    """
+    dask_executors = sys.modules.get("distributed.cfexecutor")  # imported by its maker
+    if dask_executors is None or not isinstance(executor, dask_executors.ClientExecutor):
+        return {}
+    if "pure" in getattr(executor, "_kwargs", {}):  # get_executor(pure=...)
+        return {}
+    return {"pure": False}
