@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copyreg
 import os
 
 import pytest
@@ -17,6 +18,20 @@ settings.register_profile(
 )
 settings.register_profile("thorough", parent=settings.get_profile("parmap"), max_examples=200)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "parmap"))
+
+#: How objects pickle before any test module is imported. Importing ``distributed``
+#: (tests/integration/test_dask.py) registers tblib's reducers for every exception
+#: class, which makes exceptions that cannot normally be pickled picklable: the tests
+#: of such exceptions would then depend on which modules pytest happened to collect.
+_STANDARD_PICKLING = dict(copyreg.dispatch_table)
+
+
+@pytest.fixture(autouse=True)
+def _standard_pickling() -> None:
+    """Every test starts with Python's own pickling table (see above)."""
+    if copyreg.dispatch_table != _STANDARD_PICKLING:
+        copyreg.dispatch_table.clear()
+        copyreg.dispatch_table.update(_STANDARD_PICKLING)
 
 
 @pytest.fixture(params=START_METHODS)

@@ -47,6 +47,9 @@ FIRST_THREAD_ITEM_WAIT = 0.000_5
 CHUNK_SECONDS = {"process": 0.000_2, "thread": 0.000_05, "executor": 0.001}
 #: The probe runs at least this long, so timer resolution does not decide.
 MIN_PROBE_SECONDS = 0.001
+#: A known input is clearly worth workers once its remaining work per worker exceeds
+#: this many times the start cost: then probing on only delays the workers.
+CLEARLY_PARALLEL = 10
 #: Most items one probe round of parallel_imap reads (unless buffersize says otherwise),
 #: so a lazy consumer never waits for, nor holds, more than this.
 LAZY_PROBE_ITEMS = 1024
@@ -327,7 +330,7 @@ class Call:
                 deadline=self.deadline,
                 on_done=self._on_done(),
                 first_item=first_item,
-                stop=lambda: early.session is not None,
+                stop=partial(self._probe_can_stop, early, done),
                 start=done,
                 limit=limit,
             )
@@ -360,6 +363,17 @@ class Call:
                 yield from self._run_serially(done)
                 return None
             budget *= 2
+
+    def _probe_can_stop(self, early: EarlyDispatch, done: int, found: Probe) -> bool:
+        """Whether the probe has seen enough: workers already took items, or the rest
+        of a long input is so much work that starting workers is a small part of it."""
+        if early.session is not None:
+            return True
+        if self.total is None or found.seconds < MIN_PROBE_SECONDS:
+            return False
+        remaining = self.total - done - len(found.results)
+        work_per_worker = remaining * found.item_seconds() / self.options.workers
+        return work_per_worker > CLEARLY_PARALLEL * self._start_seconds()
 
     def _can_finish_in_one_go(self) -> bool:
         """Nothing needs to happen between items: no consumer, deadline or progress."""

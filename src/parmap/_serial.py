@@ -10,6 +10,7 @@ results produced before an exception, so the failing item's index is known for f
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from itertools import islice
 from typing import Any, Callable, ContextManager, Iterator, NamedTuple, Optional
@@ -51,7 +52,7 @@ def probe(
     deadline: Optional[Deadline],
     on_done: Optional[Callable[[int], None]],
     first_item: Callable[[], ContextManager[Any]] = contextlib.nullcontext,
-    stop: Callable[[], bool] = lambda: False,
+    stop: Callable[[Probe], bool] = lambda found: False,
     start: int = 0,
     limit: Optional[int] = None,
 ) -> Probe:
@@ -59,7 +60,8 @@ def probe(
 
     *start* is the index of the first item (for error notes); at most *limit* items
     are read. The first item runs inside ``first_item()``; the probe ends early once
-    ``stop()`` says so.
+    ``stop(probe_so_far)`` says so. Batches double, but never beyond what the time
+    per item measured so far says fits in the rest of the budget.
     """
     results: list[Any] = []
     sample: list[Any] = []  # the first items, kept to price sending one
@@ -80,19 +82,15 @@ def probe(
         if on_done is not None and ran:
             on_done(ran)
         elapsed = time.perf_counter() - began
+        exhausted = ran < size
+        found = Probe(results, elapsed, time.thread_time() - began_cpu, exhausted, sample)
         full = limit is not None and len(results) >= limit
-        if ran < size or elapsed >= budget or full or stop():
-            break
+        if exhausted or elapsed >= budget or full or stop(found):
+            return found
         if deadline is not None:
             deadline.left()
-        size *= 2
-    return Probe(
-        results=results,
-        seconds=elapsed,
-        cpu_seconds=time.thread_time() - began_cpu,
-        exhausted=ran < size,
-        sample=sample,
-    )
+        fits = (budget - elapsed) * len(results) / elapsed if elapsed > 0 else size * 2
+        size = max(1, min(size * 2, math.ceil(fits)))
 
 
 def run_serially(
