@@ -128,7 +128,8 @@ def parallel_imap(
 
     Reads at most *buffersize* items ahead of the consumer, so it runs over endless
     input in bounded memory. Nothing starts until the first ``next()``. Breaking out
-    of the loop (or dropping the iterator) cancels the work still in flight.
+    of the loop (or dropping the iterator) cancels the work still in flight. The
+    arguments not listed below are those of :func:`parallel_map`.
 
     Args:
         ordered: yield in input order (default), or as results complete.
@@ -136,7 +137,6 @@ def parallel_imap(
             two chunks per worker (items run in the caller: one batch, at most 1,024).
         timeout: seconds each wait for the next results may take, counted again
             whenever the loop asks for more; then ``TimeoutError``.
-        Other arguments: as for :func:`parallel_map`.
 
     .. versionadded:: 0.1
     """
