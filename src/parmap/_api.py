@@ -3,7 +3,19 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional, TypeVar, Union
+from itertools import chain
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+    Optional,
+    TypeVar,
+    Union,
+    cast,
+)
 
 from ._call import Call
 from ._options import Progress, check_call, make_options
@@ -156,7 +168,7 @@ def parallel_imap(
         buffersize=buffersize,
     )
     total = len(iterable) if hasattr(iterable, "__len__") else None  # type: ignore[arg-type]
-    return _flatten(Call(fn, iter(iterable), total, options, lazy=True).run())
+    return _LazyResults(Call(fn, iter(iterable), total, options, lazy=True).run())
 
 
 def parallel_starmap(
@@ -215,9 +227,25 @@ class _Starred:
         return (_Starred, (self.__wrapped__,))
 
 
-def _flatten(chunks: Iterator[list[R]]) -> Iterator[R]:
-    for results in chunks:
-        yield from results
+class _LazyResults(chain[R]):
+    """The results of parallel_imap, one by one, from the lists the call yields.
+
+    A ``chain``, so that handing out each result runs in C: a generator doing
+    ``yield from`` costs a third more than ``map`` on cheap items. ``close()`` stops
+    the call as closing a generator would.
+    """
+
+    __slots__ = ("_batches",)
+    _batches: Generator[list[R], None, None]
+
+    def __new__(cls, batches: Generator[list[R], None, None]) -> _LazyResults[R]:
+        self = cast("_LazyResults[R]", cls.from_iterable(batches))
+        self._batches = batches
+        return self
+
+    def close(self) -> None:
+        """Stop the call: cancel the work in flight and stop the workers running it."""
+        self._batches.close()
 
 
 def shutdown() -> None:

@@ -92,7 +92,7 @@ class Call:
         self._fn_bytes: Optional[bytes] = None
         self._release_pool: Callable[[ProcessPool], None] = lambda pool: None
 
-    def run(self) -> Iterator[list[Any]]:
+    def run(self) -> Generator[list[Any], None, None]:
         """Lists of results, in input order (or completion order when not ordered).
 
         The timeout bounds the whole call, or for a lazy consumer each wait for the

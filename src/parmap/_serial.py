@@ -120,22 +120,22 @@ def run_serially(
     while True:
         if deadline is not None:
             deadline.left()
-        batch = list(islice(items, size))
-        if not batch:
-            return
         results = []
         began = time.perf_counter()
         try:
-            extend_serially(results, fn, batch, start)
+            extend_serially(results, fn, islice(items, size), start)
         except Exception:
             if lazy and results:
                 yield results  # what map() would have yielded before raising
             raise
+        if not results:
+            return
+        ran = len(results)
         if time.perf_counter() - began < SERIAL_BATCH_SECONDS:
             size = min(size * 2, max_batch)
-        start += len(batch)
+        start += ran
         if on_done is not None:
-            on_done(len(batch))
+            on_done(ran)
         yield results
 
 
