@@ -42,6 +42,7 @@ def parallel_map(
     initializer: Optional[Callable[..., object]] = None,
     initargs: tuple[Any, ...] = (),
     max_tasks_per_child: Optional[int] = None,
+    limit_native_threads: bool = True,
 ) -> list[R]:
     """Apply *fn* to every item of *iterable* in parallel; return a list in input order.
 
@@ -76,6 +77,10 @@ def parallel_map(
         initargs: arguments for *initializer*.
         max_tasks_per_child: replace a worker process after it has run this many
             chunks (for code that leaks memory); default: never.
+        limit_native_threads: give each worker process ``CPUs // workers`` threads
+            for BLAS and OpenMP (numpy, scipy, numexpr), so workers times threads does
+            not exceed the CPUs; ``False`` leaves the libraries' defaults. Variables
+            such as ``OMP_NUM_THREADS`` that you set yourself are always respected.
 
     Returns:
         ``[fn(x) for x in iterable]``.
@@ -102,6 +107,7 @@ def parallel_map(
         initializer=initializer,
         initargs=initargs,
         max_tasks_per_child=max_tasks_per_child,
+        limit_native_threads=limit_native_threads,
     )
     # Sized inputs (lists, tuples, ranges, dicts...) are read as they go; others first.
     items = iterable if hasattr(iterable, "__len__") else list(iterable)
@@ -131,6 +137,7 @@ def parallel_imap(
     initializer: Optional[Callable[..., object]] = None,
     initargs: tuple[Any, ...] = (),
     max_tasks_per_child: Optional[int] = None,
+    limit_native_threads: bool = True,
 ) -> Iterator[R]:
     """Lazily apply *fn* to the items of *iterable* in parallel; yield the results.
 
@@ -164,6 +171,7 @@ def parallel_imap(
         initializer=initializer,
         initargs=initargs,
         max_tasks_per_child=max_tasks_per_child,
+        limit_native_threads=limit_native_threads,
         ordered=ordered,
         buffersize=buffersize,
     )
@@ -185,6 +193,7 @@ def parallel_starmap(
     initializer: Optional[Callable[..., object]] = None,
     initargs: tuple[Any, ...] = (),
     max_tasks_per_child: Optional[int] = None,
+    limit_native_threads: bool = True,
 ) -> list[R]:
     """Like :func:`parallel_map`, for a function of several arguments: ``fn(*args)``.
 
@@ -211,6 +220,7 @@ def parallel_starmap(
         initializer=initializer,
         initargs=initargs,
         max_tasks_per_child=max_tasks_per_child,
+        limit_native_threads=limit_native_threads,
     )
 
 

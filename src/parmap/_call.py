@@ -199,6 +199,7 @@ class Call:
                 init_payload,
                 options.max_tasks_per_child,
                 options.idle_timeout,
+                options.native_threads,
             )
         return self._settings
 

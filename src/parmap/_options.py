@@ -7,6 +7,7 @@ import sys
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional, Union
 
 from ._cpu import available_cpus
+from ._native_threads import threads_per_worker
 from ._platform import StartMethod, resolve_start_method
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ class Options(NamedTuple):
     idle_timeout: Optional[float] = DEFAULT_IDLE_TIMEOUT
     ordered: bool = True
     buffersize: Optional[int] = None
+    native_threads: Optional[int] = None  # per worker process; None: left alone
 
 
 def check_call(fn: object, iterable: object) -> None:
@@ -74,6 +76,7 @@ def make_options(
     max_tasks_per_child: object = None,
     ordered: object = True,
     buffersize: object = None,
+    limit_native_threads: object = True,
 ) -> Options:
     """Check every keyword and resolve the defaults; raise before anything starts."""
     checked_backend = _check_backend(backend)
@@ -96,9 +99,13 @@ def make_options(
     if not (isinstance(progress, bool) or callable(progress)):
         msg = f"progress must be True, False or a callable(done, total) (got {progress!r})"
         raise TypeError(msg)
+    checked_workers = _positive_int("workers", workers) or _default_workers(checked_backend)
+    native_threads = None
+    if _flag("limit_native_threads", limit_native_threads) and checked_backend == "process":
+        native_threads = threads_per_worker(available_cpus(), checked_workers)
     return Options(
         backend=checked_backend,
-        workers=_positive_int("workers", workers) or _default_workers(checked_backend),
+        workers=checked_workers,
         chunksize=_positive_int("chunksize", chunksize),
         start_method=_start_method(start_method),
         serial_fallback=_flag("serial_fallback", serial_fallback),
@@ -110,6 +117,7 @@ def make_options(
         idle_timeout=idle_timeout() if checked_backend == "process" else None,
         ordered=_flag("ordered", ordered),
         buffersize=_positive_int("buffersize", buffersize),
+        native_threads=native_threads,
     )
 
 

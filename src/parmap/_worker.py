@@ -20,7 +20,7 @@ import pickle
 import signal
 import sys
 import traceback
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 from ._platform import (
     die_with_parent,
@@ -77,23 +77,31 @@ def thread_initializer(
         initializer(*initargs)
 
 
-def process_main(
-    conn: Any,
-    init_payload: bytes | None,
-    inherited: Sequence[Any],
-    tie_to_parent: bool,
-    idle_timeout: float | None,
-) -> None:
+class WorkerSetup(NamedTuple):
+    """How a worker process starts, as its pool's settings say."""
+
+    init_payload: bytes | None  # the pickled initializer and initargs
+    tie_to_parent: bool  # ask the kernel to kill the worker when its parent exits
+    idle_timeout: float | None  # seconds without work after which the worker exits
+    native_threads: int | None  # BLAS/OpenMP threads; None leaves the libraries alone
+
+
+def process_main(conn: Any, inherited: Sequence[Any], setup: WorkerSetup) -> None:
     """Main loop of a worker process: run chunks until told to stop or the caller is gone."""
     for connection in inherited:  # the caller's ends of other pipes, copied by fork
         connection.close()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to handle
     release_forkserver_lifeline()
-    if tie_to_parent:
+    if setup.tie_to_parent:
         die_with_parent()
     mark_worker_process()
-    if init_payload is not None and not _run_initializer(conn, init_payload):
+    if setup.native_threads is not None:  # before the initializer or fn loads a library
+        from ._native_threads import limit_native_threads
+
+        limit_native_threads(setup.native_threads)
+    if setup.init_payload is not None and not _run_initializer(conn, setup.init_payload):
         return
+    idle_timeout = setup.idle_timeout
     fn: Callable[[Any], Any] | None = None
     fn_error = "worker received a chunk before any fn"
     while True:

@@ -47,6 +47,11 @@ BAD_OPTIONS: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"serial_fallback": "yes"}, TypeError, "serial_fallback must be True or False (got 'yes')"),
     ({"serial_fallback": 1}, TypeError, "serial_fallback must be True or False (got 1)"),
     (
+        {"limit_native_threads": "no"},
+        TypeError,
+        "limit_native_threads must be True or False (got 'no')",
+    ),
+    (
         {"backend": "gpu"},
         ValueError,
         "backend must be one of 'process', 'thread', 'serial' or a "

@@ -44,7 +44,7 @@ from .._errors import (
 from .._log import debug
 from .._platform import StartMethod
 from .._serialization import PROTOCOL, dumps_message
-from .._worker import FN_FRAME, process_main
+from .._worker import FN_FRAME, WorkerSetup, process_main
 from . import Chunk
 
 #: Seconds a worker gets to exit after "stop" or SIGTERM before it is killed.
@@ -76,6 +76,7 @@ class PoolSettings(NamedTuple):
     init_payload: Optional[bytes]  # pickled initializer and initargs
     max_tasks_per_child: Optional[int]  # chunks a worker runs before it is replaced
     idle_timeout: Optional[float] = None  # seconds an idle worker waits before it exits
+    native_threads: Optional[int] = None  # BLAS/OpenMP threads per worker; None: untouched
 
 
 class ProcessPool:
@@ -149,10 +150,13 @@ class ProcessPool:
             target=process_main,
             args=(
                 theirs,
-                self.settings.init_payload,
                 inherited,
-                tie_to_parent,
-                self.settings.idle_timeout,
+                WorkerSetup(
+                    self.settings.init_payload,
+                    tie_to_parent,
+                    self.settings.idle_timeout,
+                    self.settings.native_threads,
+                ),
             ),
             name="parmap-worker",
             daemon=False,  # fn may start processes of its own

@@ -1,0 +1,70 @@
+"""The per-worker native thread limit: what it is, and what it leaves alone."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from parmap._native_threads import THREAD_VARIABLES, limit_native_threads, threads_per_worker
+from parmap._options import make_options
+
+DEFAULTS = {
+    "chunksize": None,
+    "start_method": None,
+    "serial_fallback": True,
+    "timeout": None,
+    "progress": False,
+    "initializer": None,
+    "initargs": (),
+}
+
+
+@pytest.fixture
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.parametrize(
+    ("cpus", "workers", "threads"), [(8, 1, 8), (8, 2, 4), (8, 3, 2), (8, 8, 1), (2, 32, 1)]
+)
+def test_workers_times_threads_never_exceeds_the_cpus(
+    cpus: int, workers: int, threads: int
+) -> None:
+    assert threads_per_worker(cpus, workers) == threads
+
+
+@pytest.mark.usefixtures("clean_environment")
+def test_every_known_variable_is_set() -> None:
+    limit_native_threads(3)
+    assert {name: os.environ[name] for name in THREAD_VARIABLES} == dict.fromkeys(
+        THREAD_VARIABLES, "3"
+    )
+
+
+@pytest.mark.usefixtures("clean_environment")
+def test_a_variable_set_by_the_user_leaves_all_of_them_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MKL_NUM_THREADS", "6")
+    limit_native_threads(1)
+    assert os.environ["MKL_NUM_THREADS"] == "6"
+    assert "OMP_NUM_THREADS" not in os.environ
+
+
+@pytest.mark.parametrize(
+    ("backend", "flag", "expected"),
+    [
+        ("process", True, 2),
+        ("process", False, None),
+        ("thread", True, None),
+        ("serial", True, None),
+    ],
+)
+def test_only_worker_processes_are_limited(
+    monkeypatch: pytest.MonkeyPatch, backend: str, flag: bool, expected: int | None
+) -> None:
+    monkeypatch.setenv("PYTHON_CPU_COUNT", "8")
+    options = make_options(workers=4, backend=backend, limit_native_threads=flag, **DEFAULTS)
+    assert options.native_threads == expected
