@@ -215,14 +215,16 @@ class Call:
         if pool is not None:
             from ._backends._process import ProcessSession
 
-            return ProcessSession(pool, self._fn_payload())
+            return ProcessSession(pool, self._fn_payload(), self._on_done())
         from ._backends._executor import executor_session, thread_session
 
         options = self.options
         if options.backend == "thread":
-            return thread_session(self.fn, options.workers, options.initializer, options.initargs)
+            return thread_session(
+                self.fn, options.workers, options.initializer, options.initargs, self._on_done()
+            )
         assert not isinstance(options.backend, str)
-        return executor_session(options.backend, self.fn, options.workers)
+        return executor_session(options.backend, self.fn, options.workers, self._on_done())
 
     def _parallel_phase(self, handover: Handover) -> Iterator[list[Any]]:
         options = self.options
@@ -257,7 +259,6 @@ class Call:
             ordered=options.ordered,
             buffersize=buffersize,
             deadline=self.deadline,
-            on_done=self._on_done(),
             submitted=handover.submitted,
         )
 
@@ -309,8 +310,6 @@ class Call:
             debug("the first item is still running on a thread: going parallel")
             return Handover(session, [0], 1, None), 1
         session.close()
-        if self.reporter is not None:
-            self.reporter.update(1)
         yield finished[0][1]
         return None, 1
 

@@ -42,7 +42,6 @@ def run_chunks(
     ordered: bool,
     buffersize: int,
     deadline: Optional[Deadline],
-    on_done: Optional[Callable[[int], None]] = None,
     submitted: Iterable[int] = (),
 ) -> Iterator[list[Any]]:
     """Yield each chunk's results, in input order when *ordered*; cancel on any exit.
@@ -68,8 +67,6 @@ def run_chunks(
                 return
             for start, results in session.wait(deadline.left() if deadline else None):
                 finished[start] = results
-                if on_done is not None:
-                    on_done(len(results))
             for start in _take_ready(in_flight, finished, ordered=ordered):
                 results = finished.pop(start)
                 held -= len(results)

@@ -2,10 +2,11 @@
 
 Kept import-light: under spawn and forkserver every worker imports this module.
 
-Messages are pickled tuples. The caller sends ``("chunk", start, items)`` or
-``("stop",)``; before a worker's first chunk of a call, it sends the frame
-``FN_FRAME`` followed by the pickled fn as a frame of its own.
-A worker answers each chunk with exactly one of::
+Messages are pickled tuples. The caller sends ``("chunk", start, items, report_every)``
+or ``("stop",)``; before a worker's first chunk of a call, it sends the frame
+``FN_FRAME`` followed by the pickled fn as a frame of its own. When *report_every* is
+a number of seconds (progress is on), the worker first sends, as often as that,
+``("progress", start, done)``. It answers each chunk with exactly one of::
 
     ("ok", start, results)
     ("raised", start, index, exception_payload, type_name, message, traceback_text)
@@ -16,9 +17,11 @@ and, once at start-up if the initializer raises,
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import signal
 import sys
+import time
 import traceback
 from typing import Any, Callable, NamedTuple, Sequence
 
@@ -121,11 +124,14 @@ def process_main(conn: Any, inherited: Sequence[Any], setup: WorkerSetup) -> Non
             continue
         if message[0] == "stop":
             return
-        _, start, items = message
+        _, start, items, report_every = message
         if fn is None:
             _send(conn, ("failed", start, fn_error))
             continue
-        _send(conn, _answer(fn, start, items))
+        report = None
+        if report_every is not None:
+            report = ProgressReport(conn, start, report_every)
+        _send(conn, _answer(fn, start, items, report))
 
 
 def _load_fn(payload: bytes) -> tuple[Callable[[Any], Any] | None, str]:
@@ -138,11 +144,50 @@ def _load_fn(payload: bytes) -> tuple[Callable[[Any], Any] | None, str]:
     return fn, ""
 
 
-def _answer(fn: Callable[[Any], Any], start: int, items: Sequence[Any]) -> tuple[Any, ...]:
+def _answer(
+    fn: Callable[[Any], Any],
+    start: int,
+    items: Sequence[Any],
+    report: ProgressReport | None,
+) -> tuple[Any, ...]:
     try:
-        return ("ok", start, call_chunk(fn, start, items))
+        if report is None:
+            return ("ok", start, call_chunk(fn, start, items))
+        return ("ok", start, call_chunk_reporting(fn, start, items, report))
     except ChunkFailure as failure:
         return ("raised", start, failure.index, *_describe(failure.error))
+
+
+class ProgressReport:
+    """Sends ``("progress", start, done)`` to the caller at most every *every* seconds."""
+
+    def __init__(self, conn: Any, start: int, every: float) -> None:
+        self._conn = conn
+        self._start = start
+        self._every = every
+        self.due = time.monotonic() + every
+
+    def send(self, done: int) -> None:
+        self.due = time.monotonic() + self._every
+        # If the caller is gone, the main loop notices at its next read.
+        with contextlib.suppress(OSError):
+            self._conn.send_bytes(pickle.dumps(("progress", self._start, done), PROTOCOL))
+
+
+def call_chunk_reporting(
+    fn: Callable[[Any], Any], start: int, items: Sequence[Any], report: ProgressReport
+) -> list[Any]:
+    """:func:`call_chunk`, one item at a time, telling the caller how far it got."""
+    results: list[Any] = []
+    append = results.append
+    try:
+        for item in items:
+            append(fn(item))
+            if time.monotonic() >= report.due:
+                report.send(len(results))
+    except BaseException as exc:
+        raise ChunkFailure(start + len(results), exc) from None
+    return results
 
 
 def _run_initializer(conn: Any, init_payload: bytes) -> bool:

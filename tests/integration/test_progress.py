@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 
 import pytest
 
@@ -29,6 +30,32 @@ def test_callback_counts_every_item(backend: str, fallback: bool) -> None:
     assert calls[-1] == (100, 100)
     done = [d for d, _ in calls]
     assert done == sorted(done)
+
+
+def slow_square(x: int) -> int:
+    """An item that takes a while (a simulated slow computation, not a wait for anything)."""
+    time.sleep(0.05)
+    return x * x
+
+
+def test_progress_moves_during_one_long_chunk(start_method: str) -> None:
+    """One chunk of 12 items of 50 ms: the count rises while the chunk is still running."""
+    calls: list[tuple[int, int | None]] = []
+    result = parallel_map(
+        slow_square,
+        range(12),
+        1,
+        12,
+        start_method=start_method,
+        serial_fallback=False,
+        progress=lambda d, t: calls.append((d, t)),
+    )
+    assert result == [x * x for x in range(12)]
+    done = [d for d, _ in calls]
+    assert done[-1] == 12
+    assert len(done) >= 2, f"progress only at the end of the chunk: {calls}"
+    assert all(0 < a < b for a, b in zip(done, done[1:])), calls
+    assert {t for _, t in calls} == {12}
 
 
 def test_callback_total_is_none_for_a_generator() -> None:

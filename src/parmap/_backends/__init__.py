@@ -2,7 +2,8 @@
 
 A session is one call's view of a backend. The scheduler (``_scheduler.py``) submits
 chunks while the session has capacity and waits for finished ones; the session turns a
-worker's failure into the exception the caller will see.
+worker's failure into the exception the caller will see, and reports finished items to
+the call's progress callback (worker processes also report during long chunks).
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ class ExecutorSession:
         owned: bool,
         remote: bool,
         submit_keywords: Optional[dict[str, Any]] = None,
+        on_done: Optional[Callable[[int], None]] = None,
     ) -> None:
         self._executor = executor
         self._fn = fn
@@ -36,6 +37,7 @@ class ExecutorSession:
         self._owned = owned
         self._remote = remote  # exceptions lost their traceback on the way back
         self._submit_keywords = submit_keywords or {}
+        self._on_done = on_done  # told how many items each finished chunk had
         self._in_flight: dict[futures.Future[Any], Chunk] = {}
         self._done: queue.SimpleQueue[futures.Future[Any]] = queue.SimpleQueue()
 
@@ -72,6 +74,8 @@ class ExecutorSession:
                 add_note(error, item_note(index))
                 raise error
             finished.append((answer[1], answer[2]))
+            if self._on_done is not None:
+                self._on_done(len(answer[2]))
         return finished
 
     def cancel(self) -> None:
@@ -91,6 +95,7 @@ def thread_session(
     workers: int,
     initializer: Optional[Callable[..., object]],
     initargs: tuple[Any, ...],
+    on_done: Optional[Callable[[int], None]] = None,
 ) -> ExecutorSession:
     """A session on a fresh pool of *workers* threads, shut down when the call ends."""
     executor = futures.ThreadPoolExecutor(
@@ -101,16 +106,25 @@ def thread_session(
     )
     # Two chunks per thread: a thread that finishes one takes the next from the pool's
     # queue at once instead of waiting for the caller to wake up and submit it.
-    return ExecutorSession(executor, fn, 2 * workers, owned=True, remote=False)
+    return ExecutorSession(executor, fn, 2 * workers, owned=True, remote=False, on_done=on_done)
 
 
 def executor_session(
-    executor: futures.Executor, fn: Callable[[Any], Any], workers: int
+    executor: futures.Executor,
+    fn: Callable[[Any], Any],
+    workers: int,
+    on_done: Optional[Callable[[int], None]] = None,
 ) -> ExecutorSession:
     """A session on the user's *executor*, which stays theirs to shut down."""
     remote = not isinstance(executor, futures.ThreadPoolExecutor)
     return ExecutorSession(
-        executor, fn, workers, owned=False, remote=remote, submit_keywords=_dask_keywords(executor)
+        executor,
+        fn,
+        workers,
+        owned=False,
+        remote=remote,
+        submit_keywords=_dask_keywords(executor),
+        on_done=on_done,
     )
 
 

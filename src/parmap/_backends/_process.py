@@ -32,7 +32,7 @@ import sys
 import threading
 import time
 import types
-from typing import Any, Iterator, NamedTuple, Optional
+from typing import Any, Callable, Iterator, NamedTuple, Optional
 
 from .._errors import (
     SerializationError,
@@ -52,18 +52,22 @@ EXIT_GRACE_SECONDS = 1.0
 #: A worker idle this close to its idle timeout (or a quarter of a short timeout) is
 #: replaced rather than sent work: it may be exiting at that very moment.
 IDLE_MARGIN_SECONDS = 1.0
+#: With progress on, a worker busy with a chunk says how far it got this often, so a
+#: bar moves during long chunks (and not only when a chunk ends).
+PROGRESS_SECONDS = 0.2
 
 
 class _Worker:
     """One worker process, the caller's end of its pipe, and what it is doing."""
 
-    __slots__ = ("call_id", "chunk", "conn", "idle_since", "process", "tasks")
+    __slots__ = ("call_id", "chunk", "conn", "idle_since", "process", "reported", "tasks")
 
     def __init__(self, process: Any, conn: Any) -> None:
         self.process = process
         self.conn = conn
         self.call_id: Optional[int] = None  # whose fn it holds
         self.chunk: Optional[Chunk] = None  # in flight
+        self.reported = 0  # items of that chunk already counted as progress
         self.tasks = 0  # chunks it has answered
         self.idle_since = time.monotonic()  # it exits by itself after the idle timeout
 
@@ -259,10 +263,18 @@ class ProcessSession:
 
     _call_ids = iter(range(1, 2**62))
 
-    def __init__(self, pool: ProcessPool, fn_payload: bytes) -> None:
+    def __init__(
+        self,
+        pool: ProcessPool,
+        fn_payload: bytes,
+        on_done: Optional[Callable[[int], None]] = None,
+    ) -> None:
         pool.start()
         self._pool = pool
         self._fn_payload = fn_payload
+        self._on_done = on_done
+        # With progress on, a worker says how far it got every PROGRESS_SECONDS.
+        self._report_every = PROGRESS_SECONDS if on_done is not None else None
         self._call_id = next(self._call_ids)
         self._idle = list(pool.workers)
         self._busy: dict[Any, _Worker] = {}  # pipe or sentinel -> worker
@@ -271,7 +283,9 @@ class ProcessSession:
         return bool(self._idle)
 
     def submit(self, chunk: Chunk) -> None:
-        message = dumps_message(("chunk", chunk.start, chunk.items), chunk.items, chunk.start)
+        message = dumps_message(
+            ("chunk", chunk.start, chunk.items, self._report_every), chunk.items, chunk.start
+        )
         worker = self._idle.pop()
         send_fn = worker.call_id != self._call_id
         worker.call_id = self._call_id
@@ -290,16 +304,22 @@ class ProcessSession:
             worker = self._busy.get(ready)
             if worker is None or worker.chunk is None:
                 continue  # its pipe and its sentinel were both ready
-            finished.append(self._collect(worker))
+            done = self._collect(worker)
+            if done is not None:
+                finished.append(done)
         return finished
 
-    def _collect(self, worker: _Worker) -> tuple[int, list[Any]]:
+    def _collect(self, worker: _Worker) -> Optional[tuple[int, list[Any]]]:
+        """The worker's finished chunk, or None if it only said how far it got."""
         chunk = worker.chunk
         assert chunk is not None
         try:
             answer = _receive(worker)
         except (EOFError, OSError):
             answer = None
+        if answer is not None and answer[0] == "progress":
+            self._report(worker, answer[2])
+            return None
         del self._busy[worker.conn], self._busy[worker.process.sentinel]
         worker.chunk = None
         if answer is None:
@@ -309,6 +329,8 @@ class ProcessSession:
         self._idle.append(self._pool.replace(worker) if self._pool.worn_out(worker) else worker)
         kind = answer[0]
         if kind == "ok":
+            self._report(worker, len(answer[2]))
+            worker.reported = 0
             return answer[1], answer[2]
         if kind == "raised":
             _, _, index, payload, type_name, message, text = answer
@@ -320,6 +342,12 @@ class ProcessSession:
             add_note(error, "parmap: raised by the initializer in a worker process")
             raise error
         raise SerializationError(answer[2])
+
+    def _report(self, worker: _Worker, done: int) -> None:
+        """Tell the progress callback about the items *worker* finished since last time."""
+        if self._on_done is not None and done > worker.reported:
+            self._on_done(done - worker.reported)
+        worker.reported = done
 
     def cancel(self) -> None:
         for worker in set(self._busy.values()):
