@@ -1,0 +1,333 @@
+"""Compare parmap with the builtin map, multiprocessing, concurrent.futures, joblib,
+loky and mpire on every workload of workloads.py; write a markdown table and a chart.
+
+    pip install -e '.[bench]'
+    python benchmarks/compare.py                      # the full comparison (~10 min)
+    python benchmarks/compare.py --scale 0.1 --repeat 1 --only origin,skewed
+
+Every measurement runs in a fresh interpreter, so no contender inherits another's
+workers, caches or heap. Contenders take turns (the order rotates each round), so a
+burst of noise on a shared machine spreads over all of them instead of hitting one.
+The parent samples the resident memory of each child's process tree (the child and
+every process it started) and stops a child that passes --memory-limit or
+--time-limit; such a run is reported as stopped, not as a time.
+
+The table goes to --out (a markdown file; docs/performance.md by default, between
+its ``<!-- comparison -->`` markers) and the chart next to it as an SVG file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import psutil
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from workloads import CONTENDERS, PARMAP, WORKLOADS, contenders_for, run_workload  # noqa: E402
+
+MARK_START = "<!-- comparison:start -->"
+MARK_END = "<!-- comparison:end -->"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=3, help="rounds (the median is kept)")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply the work")
+    parser.add_argument("--workers", type=int, default=None, help="default: usable CPUs")
+    parser.add_argument("--only", default="", help="comma-separated workload names")
+    parser.add_argument("--time-limit", type=float, default=60.0, help="seconds per run")
+    parser.add_argument("--memory-limit", type=float, default=2000.0, help="MB per run")
+    parser.add_argument("--out", type=Path, default=HERE.parent / "docs" / "performance.md")
+    parser.add_argument("--json", type=Path, default=HERE / "results" / "latest.json")
+    parser.add_argument(
+        "--child", nargs=2, metavar=("WORKLOAD", "CONTENDER"), help=argparse.SUPPRESS
+    )
+    args = parser.parse_args()
+    workers = args.workers or len(os.sched_getaffinity(0))
+    if args.child:
+        return child(*args.child, workers, args.scale)
+    names = [n for n in args.only.split(",") if n] or list(WORKLOADS)
+    unknown = sorted(set(names) - set(WORKLOADS))
+    if unknown:
+        parser.error(f"unknown workload(s) {unknown}; choose from {sorted(WORKLOADS)}")
+    results = compare(names, workers, args)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=1) + "\n")
+    table = render_table(results)
+    chart_path = args.out.parent / "img" / "comparison.svg"
+    chart_path.parent.mkdir(parents=True, exist_ok=True)
+    chart_path.write_text(render_chart(results))
+    insert_table(args.out, table)
+    print(table)
+    print(f"\nwrote {args.out}, {chart_path} and {args.json}")
+    return 0
+
+
+def child(workload_name: str, contender_name: str, workers: int, scale: float) -> int:
+    """One measurement in this fresh interpreter; prints its seconds as JSON."""
+    contender = CONTENDERS[contender_name](workers)
+    try:
+        seconds = run_workload(contender, WORKLOADS[workload_name], scale)
+    finally:
+        contender.close()
+    print(json.dumps(seconds))
+    return 0
+
+
+def compare(names: list[str], workers: int, args: argparse.Namespace) -> dict[str, Any]:
+    rows = []
+    for name in names:
+        workload = WORKLOADS[name]
+        contenders = contenders_for(workload)
+        runs: dict[str, list[dict[str, Any]]] = {c: [] for c in contenders}
+        for round_ in range(args.repeat):
+            shift = round_ % len(contenders)
+            for contender in contenders[shift:] + contenders[:shift]:
+                run = measure(name, contender, workers, args)
+                runs[contender].append(run)
+                shown = run.get("stopped") or " / ".join(f"{s:.4f}" for s in run["seconds"])
+                print(
+                    f"{name:<13} {contender:<26} {shown}  peak {run['peak_mb']:.0f} MB", flush=True
+                )
+        rows.append({"workload": name, "title": workload.title, "runs": runs})
+    return {
+        "date": datetime.date.today().isoformat(),
+        "python": platform.python_version(),
+        "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs",
+        "workers": workers,
+        "scale": args.scale,
+        "repeat": args.repeat,
+        "rows": rows,
+    }
+
+
+def measure(
+    workload: str, contender: str, workers: int, args: argparse.Namespace
+) -> dict[str, Any]:
+    command = [sys.executable, __file__, "--child", workload, contender]
+    command += ["--workers", str(workers), "--scale", str(args.scale)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    watch = Watch(process.pid, args.memory_limit, args.time_limit)
+    watch.start()
+    out, err = process.communicate()
+    watch.stop()
+    run: dict[str, Any] = {"peak_mb": watch.peak_mb}
+    if watch.stopped:
+        run["stopped"] = watch.stopped
+    elif process.returncode != 0:
+        raise RuntimeError(f"{contender} on {workload} failed:\n{err}")
+    else:
+        run["seconds"] = json.loads(out.strip().splitlines()[-1])
+    return run
+
+
+class Watch(threading.Thread):
+    """Samples the RSS of a process tree every 20 ms; stops it past the limits."""
+
+    def __init__(self, pid: int, memory_limit_mb: float, time_limit: float) -> None:
+        super().__init__(daemon=True)
+        self.root = psutil.Process(pid)
+        self.memory_limit = memory_limit_mb
+        self.deadline = time.monotonic() + time_limit
+        self.time_limit = time_limit
+        self.peak_mb = 0.0
+        self.stopped: Optional[str] = None
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.02):
+            try:
+                tree = [self.root, *self.root.children(recursive=True)]
+                rss = 0
+                for process in tree:
+                    with_memory = process.memory_info()
+                    rss += with_memory.rss
+            except psutil.Error:
+                continue  # a process ended between the listing and the reading
+            self.peak_mb = max(self.peak_mb, rss / 2**20)
+            if self.peak_mb > self.memory_limit:
+                self.kill(tree, f"stopped: over {self.memory_limit:.0f} MB")
+            elif time.monotonic() > self.deadline:
+                self.kill(tree, f"stopped: over {self.time_limit:.0f} s")
+
+    def kill(self, tree: list[psutil.Process], why: str) -> None:
+        self.stopped = why
+        for process in tree:
+            with contextlib.suppress(psutil.Error):
+                process.kill()
+        self.done.set()
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join()
+
+
+# -- reporting -------------------------------------------------------------------------
+
+
+def medians(runs: list[dict[str, Any]], index: int) -> Optional[float]:
+    times = [r["seconds"][index] for r in runs if "seconds" in r]
+    if len(times) < len(runs):  # stopped at least once: no honest median
+        return None
+    return statistics.median(times)
+
+
+def figure_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per figure: the 8-item workload gives two (first call, later calls)."""
+    rows = []
+    for row in results["rows"]:
+        workload = WORKLOADS[row["workload"]]
+        parts = [(row["title"], 0)]
+        if workload.kind == "first":
+            parts.append(("8 trivial items, later calls (median of 21)", 1))
+        for title, index in parts:
+            times = {name: medians(runs, index) for name, runs in row["runs"].items()}
+            peaks = {name: max(r["peak_mb"] for r in runs) for name, runs in row["runs"].items()}
+            stopped = {
+                name: next(r["stopped"] for r in runs if "stopped" in r)
+                for name, runs in row["runs"].items()
+                if any("stopped" in r for r in runs)
+            }
+            ours = PARMAP["thread" if workload.kind == "thread" else "map"]
+            rows.append(
+                {
+                    "title": title,
+                    "kind": workload.kind,
+                    "times": times,
+                    "peaks": peaks,
+                    "stopped": stopped,
+                    "ours": ours,
+                }
+            )
+    return rows
+
+
+def best_other(row: dict[str, Any]) -> tuple[str, float]:
+    others = {
+        name: t
+        for name, t in row["times"].items()
+        if t is not None and not name.startswith("parmap")
+    }
+    name = min(others, key=others.__getitem__)
+    return name, others[name]
+
+
+def render_table(results: dict[str, Any]) -> str:
+    lines = [
+        f"Measured {results['date']} on {results['machine']}, Python {results['python']}, "
+        f"{results['workers']} workers, medians of {results['repeat']} runs, each in a "
+        f"fresh interpreter (`python benchmarks/compare.py"
+        + (f" --scale {results['scale']:g}" if results["scale"] != 1 else "")
+        + (f" --repeat {results['repeat']}" if results["repeat"] != 3 else "")
+        + "`).",
+        "",
+        "| workload | `map` | best other | parmap | parmap ÷ `map` | parmap ÷ best other |",
+        "|---|---:|---|---:|---:|---:|",
+    ]
+    rows = figure_rows(results)
+    for row in rows:
+        ours = row["times"][row["ours"]]
+        mapped = row["times"]["map"]
+        name, best = best_other(row)
+        lines.append(
+            f"| {row['title']} | {seconds(mapped)} | {name}: {seconds(best)} | "
+            f"{seconds(ours)} | {ratio(ours, mapped)} | **{ratio(ours, best)}** |"
+        )
+    lines += ["", "All contenders (median seconds; peak MB of the process tree for streams):", ""]
+    for row in rows:
+        lines.append(f"- {row['title']}: " + ", ".join(cell(row, name) for name in row["times"]))
+    return "\n".join(lines)
+
+
+def cell(row: dict[str, Any], name: str) -> str:
+    if name in row["stopped"]:
+        return f"{name} {row['stopped'][name]} ({row['peaks'][name]:.0f} MB)"
+    text = f"{name} {seconds(row['times'][name])}"
+    if row["kind"] == "lazy":
+        text += f" ({row['peaks'][name]:.0f} MB)"
+    return text
+
+
+def seconds(value: Optional[float]) -> str:
+    if value is None:
+        return "stopped"
+    if value < 0.01:
+        return f"{value * 1000:.3g} ms"
+    return f"{value:.3g} s"
+
+
+def ratio(ours: Optional[float], theirs: Optional[float]) -> str:
+    if ours is None or not theirs:
+        return "n/a"
+    return f"{ours / theirs:.2f}x"
+
+
+def render_chart(results: dict[str, Any]) -> str:
+    """Bars of parmap, the best other contender and map, relative to the fastest."""
+    rows = figure_rows(results)
+    bar, gap, left, width = 14, 16, 330, 420
+    height = 40 + len(rows) * (3 * bar + gap)
+    colours = {"parmap": "#2a7ab9", "best other": "#9a9a9a", "map": "#e08a2c"}
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 140}" '
+        f'height="{height}" font-family="sans-serif" font-size="12">',
+        '<text x="10" y="18" font-weight="bold">Time relative to the fastest '
+        "contender (shorter is better; bars stop at 4x)</text>",
+    ]
+    y = 34
+    for row in rows:
+        name, best = best_other(row)
+        ours, mapped = row["times"][row["ours"]], row["times"]["map"]
+        fastest = min(t for t in (ours, best, mapped) if t is not None)
+        out.append(f'<text x="10" y="{y + 1.7 * bar}">{escape(row["title"])}</text>')
+        for label, value in (("parmap", ours), ("best other", best), ("map", mapped)):
+            relative = (value / fastest) if value is not None else 4.0
+            length = width * min(relative, 4.0) / 4.0
+            out.append(
+                f'<rect x="{left}" y="{y}" width="{length:.1f}" height="{bar - 2}" '
+                f'fill="{colours[label]}"/>'
+            )
+            shown = "stopped" if value is None else f"{relative:.2f}x ({seconds(value)})"
+            tag = name if label == "best other" else label
+            out.append(
+                f'<text x="{left + length + 4:.1f}" y="{y + bar - 4}">{escape(tag)} {shown}</text>'
+            )
+            y += bar
+        y += gap
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def insert_table(path: Path, table: str) -> None:
+    """Replace what stands between the markers of *path* (or append them)."""
+    text = path.read_text() if path.exists() else ""
+    block = f"{MARK_START}\n{table}\n{MARK_END}"
+    if MARK_START in text and MARK_END in text:
+        head, rest = text.split(MARK_START, 1)
+        _, tail = rest.split(MARK_END, 1)
+        text = head + block + tail
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    path.write_text(text)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
