@@ -20,6 +20,7 @@ def run_python(
     tmp_path: Optional[Path] = None,
     timeout: float = CHILD_TIMEOUT,
     env: Optional[dict[str, str]] = None,
+    unset: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess[str]:
     """Run *code* as a script file, with ``-c``, or piped on stdin; return the result.
 
@@ -42,7 +43,8 @@ def run_python(
     else:
         raise ValueError(f"how must be 'script', '-c' or 'stdin' (got {how!r})")
     child_env = {**os.environ, **(env or {})}
-    child_env.pop("PYTHONSTARTUP", None)
+    for name in ("PYTHONSTARTUP", *unset):
+        child_env.pop(name, None)
     try:
         return subprocess.run(
             command,

@@ -16,12 +16,19 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import weakref
 from functools import partial
 from itertools import islice
 from typing import TYPE_CHECKING, Any, Callable, Generator, Iterator, NamedTuple, Optional
 
 from ._backends import Chunk, Session
-from ._chunking import Costs, chunk_size, default_buffersize, parallel_pays_off
+from ._chunking import (
+    Costs,
+    chunk_size,
+    default_buffersize,
+    parallel_pays_off,
+    parallel_seconds,
+)
 from ._early import EarlyDispatch
 from ._log import debug
 from ._options import Options
@@ -58,6 +65,25 @@ _WARM_MODULE = "parmap._backends._warm"
 #: "A stream long enough that start-up costs vanish", for the cost model.
 ENDLESS = 10**12
 
+#: Seconds that warm workers would have saved the calls that ran in the caller because
+#: starting workers did not pay for any one of them (see _cold_start_pays_over_calls).
+_missed_savings = 0.0
+#: The time per item each fn took in its last probe: a call with a warm pool hands out
+#: work at once when it says the call will go parallel (the probe still checks).
+_seconds_per_item: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+
+
+def _remember_item_seconds(fn: Callable[[Any], Any], seconds: float) -> None:
+    with contextlib.suppress(TypeError):  # no weak references to it: not remembered
+        _seconds_per_item[fn] = seconds
+
+
+def _item_seconds_seen(fn: Callable[[Any], Any]) -> Optional[float]:
+    try:
+        return _seconds_per_item.get(fn)
+    except TypeError:
+        return None
+
 
 class Handover(NamedTuple):
     """Where the serial phase leaves off when the rest goes to the backend."""
@@ -66,6 +92,8 @@ class Handover(NamedTuple):
     submitted: list[int]  # starts of the chunks that session already runs
     next_index: int  # index of the first item not yet read
     item_seconds: Optional[float]  # measured cost of one item
+    ready: Optional[tuple[int, list[Any]]] = None  # (start, results) run in the caller
+    # after the submitted chunks: they are yielded in their place
 
 
 class Call:
@@ -260,6 +288,7 @@ class Call:
             buffersize=buffersize,
             deadline=self.deadline,
             submitted=handover.submitted,
+            ready=handover.ready,
         )
 
     # -- the serial phase -------------------------------------------------------------
@@ -322,7 +351,11 @@ class Call:
             first_item: Callable[[], contextlib.AbstractContextManager[None]]
             first_item = contextlib.nullcontext
             if self.options.backend == "process" and done == 0 and self.total != 1:
-                first_item = partial(early.armed, budget, 1)
+                if self._expected_to_go_parallel():
+                    early.hand_out_now(done)
+                    done = early.next_index
+                else:
+                    first_item = partial(early.armed, budget, 1)
             found = probe(
                 self.fn,
                 self.items,
@@ -336,6 +369,8 @@ class Call:
             )
             if early.error is not None:
                 raise early.error
+            if early.immediate:
+                return (yield from self._after_handing_out(early, found))
             if early.session is not None:
                 yield found.results
                 debug("handed out %d item(s) while the first ran", len(early.submitted))
@@ -364,11 +399,58 @@ class Call:
                 return None
             budget *= 2
 
+    def _expected_to_go_parallel(self) -> bool:
+        """Whether an earlier call with this fn showed this call is worth the warm pool."""
+        seen = _item_seconds_seen(self.fn)
+        if seen is None or self.total is None or not self._warm_pool_waits():
+            return False
+        work_per_worker = self.total * seen / self.options.workers
+        return work_per_worker > CLEARLY_PARALLEL * WARM_START_SECONDS
+
+    def _after_handing_out(
+        self, early: EarlyDispatch, found: Probe
+    ) -> Generator[list[Any], None, Optional[Handover]]:
+        """Workers took the first items at once and the caller probed the next ones:
+        go parallel, or (cheap items after all) collect those items and go on serially."""
+        next_index = early.next_index + len(found.results)
+        if not found.exhausted and self._verdict(found, next_index) == "parallel":
+            debug("handed out %d item(s) at once", len(early.submitted))
+            return Handover(
+                early.session,
+                early.submitted,
+                next_index,
+                found.item_seconds(),
+                ready=(early.next_index, found.results),
+            )
+        yield self._collect_early(early)
+        yield found.results
+        if not found.exhausted:
+            yield from self._finish_serially(next_index)
+        return None
+
+    def _collect_early(self, early: EarlyDispatch) -> list[Any]:
+        """The results of the items handed out early, in order, once they are all back."""
+        assert early.session is not None
+        finished: dict[int, list[Any]] = {}
+        while len(finished) < len(early.submitted):
+            timeout = self.deadline.left() if self.deadline is not None else None
+            finished.update(early.session.wait(timeout))
+        early.session.close()
+        return [result for start in sorted(finished) for result in finished[start]]
+
+    def _finish_serially(self, start: int) -> Iterator[list[Any]]:
+        if self._can_finish_in_one_go():
+            results: list[Any] = []
+            extend_serially(results, self.fn, self.items, start)
+            yield results
+        else:
+            yield from self._run_serially(start)
+
     def _probe_can_stop(self, early: EarlyDispatch, done: int, found: Probe) -> bool:
         """Whether the probe has seen enough: workers already took items, or the rest
         of a long input is so much work that starting workers is a small part of it."""
-        if early.session is not None:
-            return True
+        if early.session is not None and not early.immediate:
+            return True  # the timer handed out work: the first item was long
         if self.total is None or found.seconds < MIN_PROBE_SECONDS:
             return False
         remaining = self.total - done - len(found.results)
@@ -401,12 +483,15 @@ class Call:
                 gil_seconds=gil_seconds,
             )
 
+        _remember_item_seconds(self.fn, found.item_seconds())
         # Unknown length: assume as much again is coming as has been seen so far.
         remaining = done if self.total is None else self.total - done
         if pays_off(remaining):
             verdict = "parallel"
         elif self.total is None and pays_off(ENDLESS):
             verdict = "probe again"
+        elif self._cold_start_pays_over_calls(found, remaining, costs):
+            verdict = "parallel"
         else:
             verdict = "serial"
         debug(
@@ -419,6 +504,31 @@ class Call:
             verdict,
         )
         return verdict
+
+    def _cold_start_pays_over_calls(self, found: Probe, remaining: int, costs: Costs) -> bool:
+        """Ski rental across calls: start workers once the time that warm workers would
+        have saved, this call and earlier ones, adds up to what starting them costs.
+
+        A program that maps small inputs again and again (50 calls of 64 items of 1 ms)
+        never pays off the start in one call, yet gains from it over all of them.
+        """
+        global _missed_savings
+        if self.options.backend != "process" or costs.start <= WARM_START_SECONDS:
+            return False
+        # What warm workers would save a call like this one, which would then probe for
+        # only a millisecond: the whole input counts, not just what is left of it.
+        items = self.total if self.total is not None else remaining
+        warm = costs._replace(start=WARM_START_SECONDS)
+        item_seconds, workers = found.item_seconds(), self.options.workers
+        if not parallel_pays_off(item_seconds, items, workers, warm):
+            return False
+        parallel = parallel_seconds(item_seconds, items, workers, warm)
+        _missed_savings += items * item_seconds - parallel
+        if _missed_savings < costs.start:
+            return False
+        _missed_savings = 0.0
+        debug("warm workers would have saved more than their start by now: starting them")
+        return True
 
     def _warm_pool_waits(self) -> bool:
         """Whether started workers with this call's settings are there to check out."""

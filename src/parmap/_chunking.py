@@ -6,7 +6,8 @@ microseconds and shared by all backends.
 Chunk sizes follow guided self-scheduling: each chunk is a fraction of the work that
 is left, so early chunks are large (little overhead) and the last ones small (workers
 finish together even when item costs are skewed). When the per-item time is known
-from the serial probe, chunks never drop below what keeps per-chunk overhead small.
+from the serial probe, chunks stay above what keeps per-chunk overhead small, except
+that no chunk takes more than an even share of the items left.
 """
 
 from __future__ import annotations
@@ -52,7 +53,9 @@ def chunk_size(remaining: Optional[int], workers: int, item_seconds: Optional[fl
         size = floor if item_seconds else DEFAULT_STREAM_CHUNKSIZE
     else:
         size = max(floor, math.ceil(remaining / (GUIDE_FACTOR * workers)))
-        size = min(size, remaining)
+        # Never more than an even share of what is left: near the end, a floor-sized
+        # chunk would leave the other workers idle while one works on.
+        size = min(size, math.ceil(remaining / workers))
     if ceiling is not None:
         size = min(size, max(ceiling, 1))
     return max(1, size)
@@ -80,12 +83,23 @@ def parallel_pays_off(
     """
     if remaining <= 0 or workers <= 1:
         return False
-    serial = remaining * item_seconds
+    parallel = parallel_seconds(item_seconds, remaining, workers, costs, gil_seconds=gil_seconds)
+    return parallel * PAYOFF_MARGIN < remaining * item_seconds
+
+
+def parallel_seconds(
+    item_seconds: float,
+    remaining: int,
+    workers: int,
+    costs: Costs,
+    *,
+    gil_seconds: float = 0.0,
+) -> float:
+    """Estimated seconds for *remaining* items on *workers* workers, start included."""
     chunks = max(1, min(remaining, GUIDE_FACTOR * workers))
     per_worker = remaining * max((item_seconds + costs.per_item) / workers, gil_seconds)
     caller = remaining * costs.per_item
-    parallel = costs.start + max(per_worker, caller) + chunks * costs.per_chunk / workers
-    return parallel * PAYOFF_MARGIN < serial
+    return costs.start + max(per_worker, caller) + chunks * costs.per_chunk / workers
 
 
 def default_buffersize(workers: int, chunksize: int) -> int:

@@ -7,6 +7,11 @@ one-shot SIGALRM timer, armed only around the first item, starts the workers if 
 be and hands one item to each worker but one (the caller's item keeps a CPU busy).
 The caller then finishes its item and carries on as the scheduler.
 
+When an earlier call with the same fn already showed that the work is worth a warm
+pool, each worker gets an item at once instead (``hand_out_now``) and the probe times
+the next items in the caller; if it finds them cheap after all, the items handed out
+are collected and the rest runs in the caller.
+
 A timer signal rather than a helper thread, because forking from a second thread while
 the main one runs user code is unsafe and warns on Python 3.12+; the handler runs in
 the main thread between bytecodes. It is used only in the main thread and only when
@@ -42,6 +47,7 @@ class EarlyDispatch:
         self.session: Optional[Session] = None
         self.submitted: list[int] = []
         self.error: Optional[BaseException] = None
+        self.immediate = False  # handed out before the first item ran, not on the timer
 
     @contextlib.contextmanager
     def armed(self, seconds: float, next_index: int) -> Iterator[None]:
@@ -58,8 +64,19 @@ class EarlyDispatch:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
 
+    def hand_out_now(self, next_index: int) -> None:
+        """Give every worker an item now: the call is expected to go parallel."""
+        self.next_index = next_index
+        self.immediate = True
+        self._limit += 1  # the caller's probe runs alongside for only a millisecond
+        self._hand_out()
+
     def _on_alarm(self, signum: int, frame: Optional[FrameType]) -> None:
-        # No logging here: the handler may interrupt a write to the same stream.
+        self._hand_out()
+
+    def _hand_out(self) -> None:
+        # No logging here: this may run in a signal handler that interrupted a write
+        # to the same stream.
         try:
             session = self._open_session()
         except Exception:

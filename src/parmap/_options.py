@@ -91,6 +91,14 @@ def make_options(
     if initializer is not None and not callable(initializer):
         msg = f"initializer must be callable or None (got {initializer!r})"
         raise TypeError(msg)
+    if initializer is not None and not isinstance(checked_backend, str):
+        msg = (
+            "initializer applies only to backend='process' or 'thread': parmap does not start "
+            f"the workers of an Executor (got backend={_name(backend)}), so it cannot run code "
+            "in them first. Build per-worker state lazily inside fn instead, for example in a "
+            "function decorated with functools.lru_cache (see docs/scale-out.md)"
+        )
+        raise ValueError(msg)
     if not isinstance(initargs, (tuple, list)):
         msg = (
             f"initargs must be a tuple or list (got {initargs!r} of type {type(initargs).__name__})"

@@ -43,14 +43,20 @@ def run_chunks(
     buffersize: int,
     deadline: Optional[Deadline],
     submitted: Iterable[int] = (),
+    ready: Optional[tuple[int, list[Any]]] = None,
 ) -> Iterator[list[Any]]:
     """Yield each chunk's results, in input order when *ordered*; cancel on any exit.
 
-    *submitted* lists the starts of single-item chunks the session already runs.
+    *submitted* lists the starts of single-item chunks the session already runs;
+    *ready* is a chunk (start, results) the caller ran itself, which follows them.
     """
     in_flight: deque[int] = deque(submitted)  # chunk starts, in input order
     finished: dict[int, list[Any]] = {}
     held = len(in_flight)  # items read from the input and not yet yielded
+    if ready is not None:
+        in_flight.append(ready[0])
+        finished[ready[0]] = ready[1]
+        held += len(ready[1])
     exhausted = completed = False
     try:
         while True:

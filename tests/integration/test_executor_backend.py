@@ -73,3 +73,18 @@ def test_imap_on_an_executor_is_bounded() -> None:
         assert [next(results) for _ in range(10)] == [x * x for x in range(10)]
         assert read <= 10 + 20 + 5
         results.close()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("fallback", [True, False])
+def test_initializer_with_an_executor_is_refused_before_anything_runs(fallback: bool) -> None:
+    """parmap cannot run an initializer in workers it did not start: it says so up front."""
+    with CountingExecutor() as executor:
+        with pytest.raises(ValueError, match=r"initializer applies only to backend='process'"):
+            parallel_map(
+                square,
+                range(10),
+                backend=executor,
+                initializer=print,
+                serial_fallback=fallback,
+            )
+        assert executor.submitted == 0

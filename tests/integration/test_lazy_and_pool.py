@@ -15,6 +15,7 @@ from parmap import parallel_imap, parallel_map
 
 from helpers import (
     CountingSource,
+    busy_for,
     identity,
     nested_map,
     pid_of,
@@ -204,3 +205,43 @@ def test_max_tasks_per_child_needs_the_process_backend() -> None:
     """The option names its backend when given with threads."""
     with pytest.raises(ValueError, match="max_tasks_per_child applies only to backend='process'"):
         parallel_map(square, range(3), backend="thread", max_tasks_per_child=1)
+
+
+def _busy_then_pid(x: int) -> int:
+    """Items at or above 1000 compute for 0.6 ms; smaller ones return at once."""
+    if x >= 1000:
+        busy_for(0.000_6)
+    return os.getpid()
+
+
+def test_repeated_small_calls_start_workers_once_they_add_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No single call of 40 items of 0.6 ms pays for starting workers; a run of them does.
+
+    The first call stays in the caller; the time warm workers would have saved adds up
+    over the calls until it pays for their start, and from then on the calls use them.
+    """
+    parmap.shutdown()
+    monkeypatch.setattr(parmap._call, "_missed_savings", 0.0)
+    items = [1000] * 40
+    first = parallel_map(_busy_then_pid, items, 2)
+    assert set(first) == {os.getpid()}
+    assert worker_processes() == []
+    used_workers = []
+    for _ in range(30):
+        used_workers.append(set(parallel_map(_busy_then_pid, items, 2)) != {os.getpid()})
+    assert any(used_workers), "workers were never started"
+    assert used_workers[-1], "the last calls should use the warm workers"
+
+
+def test_work_handed_out_early_comes_back_when_the_rest_runs_in_the_caller() -> None:
+    """fn's last call was costly, so work goes out at once; this input is cheap, so the
+    rest runs in the caller, and the items handed out still come back in order."""
+    costly = [1000 + x for x in range(200)]
+    assert set(parallel_map(_busy_then_pid, costly, 2)) - {os.getpid()}
+    cheap = [0] * 20_000
+    pids = parallel_map(_busy_then_pid, cheap, 2)
+    assert len(pids) == len(cheap)
+    assert pids.count(os.getpid()) >= len(cheap) - 2  # at most one item per worker went out
+    assert set(pids[1:3]) - {os.getpid()}, "the first items were handed out at once"

@@ -53,9 +53,19 @@ def test_chunk_never_exceeds_remaining(remaining: int, workers: int, item: Optio
 
 @given(remaining=remaining_counts, workers=worker_counts, item=st.floats(1e-9, 100.0))
 def test_chunk_runs_at_least_min_chunk_seconds(remaining: int, workers: int, item: float) -> None:
-    """With a known item cost, a chunk holds MIN_CHUNK_SECONDS of work, or all that is left."""
+    """With a known item cost, a chunk holds MIN_CHUNK_SECONDS of work, or an even share
+    of what is left when that is less (so no worker is left idle at the end)."""
     floor = max(1, math.ceil(MIN_CHUNK_SECONDS / item))
-    assert chunk_size(remaining, workers, item) >= min(remaining, floor)
+    even_share = math.ceil(remaining / workers)
+    assert chunk_size(remaining, workers, item) >= min(even_share, floor)
+
+
+@given(remaining=remaining_counts, workers=worker_counts, item=item_costs)
+def test_chunk_never_exceeds_an_even_share(
+    remaining: int, workers: int, item: Optional[float]
+) -> None:
+    """No chunk takes more than its worker's even share of the items left."""
+    assert chunk_size(remaining, workers, item) <= math.ceil(remaining / workers)
 
 
 @given(remaining=st.none() | remaining_counts, workers=worker_counts, item=st.floats(1e-9, 100.0))
@@ -93,12 +103,19 @@ def test_guided_chunks_reach_one_at_the_end() -> None:
     assert chunk_size(GUIDE_FACTOR * 4, 4, None) == 1
 
 
-@pytest.mark.parametrize("item", [1e-6, 1e-4, 0.003])
+@pytest.mark.parametrize("item", [2e-5, 1.25e-5])
 def test_cheap_items_get_the_time_floor(item: float) -> None:
     """Cheap items are batched to MIN_CHUNK_SECONDS even when the guided share is smaller."""
-    remaining, workers = 10**6, 10**6  # guided share: a single item
-    assert math.ceil(remaining / (GUIDE_FACTOR * workers)) == 1
+    remaining, workers = 10**6, 1000  # guided share: 250 items; even share: 1000
+    assert math.ceil(remaining / (GUIDE_FACTOR * workers)) == 250
     assert chunk_size(remaining, workers, item) == math.ceil(MIN_CHUNK_SECONDS / item)
+
+
+def test_the_last_items_are_split_evenly() -> None:
+    """64 items of 1 ms on 2 workers: the 10 ms floor gives way to an even split at the end."""
+    assert chunk_size(62, 2, 0.001) == 10
+    assert chunk_size(8, 2, 0.001) == 4
+    assert chunk_size(1, 2, 0.001) == 1
 
 
 @pytest.mark.parametrize("item", [0.01, 0.1, 0.25])
