@@ -23,10 +23,13 @@ import contextlib
 import datetime
 import json
 import os
+import pickle
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -37,7 +40,14 @@ import psutil
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from workloads import CONTENDERS, PARMAP, WORKLOADS, contenders_for, run_workload  # noqa: E402
+from workloads import (  # noqa: E402
+    CONTENDERS,
+    PARMAP,
+    WORKLOADS,
+    contenders_for,
+    expected_result,
+    run_workload,
+)
 
 MARK_START = "<!-- comparison:start -->"
 MARK_END = "<!-- comparison:end -->"
@@ -49,17 +59,17 @@ def main() -> int:
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the work")
     parser.add_argument("--workers", type=int, default=None, help="default: usable CPUs")
     parser.add_argument("--only", default="", help="comma-separated workload names")
-    parser.add_argument("--time-limit", type=float, default=60.0, help="seconds per run")
+    parser.add_argument("--time-limit", type=float, default=30.0, help="seconds per run")
     parser.add_argument("--memory-limit", type=float, default=2000.0, help="MB per run")
     parser.add_argument("--out", type=Path, default=HERE.parent / "docs" / "performance.md")
     parser.add_argument("--json", type=Path, default=HERE / "results" / "latest.json")
     parser.add_argument(
-        "--child", nargs=2, metavar=("WORKLOAD", "CONTENDER"), help=argparse.SUPPRESS
+        "--child", nargs=3, metavar=("WORKLOAD", "CONTENDER", "EXPECTED"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
     workers = args.workers or len(os.sched_getaffinity(0))
     if args.child:
-        return child(*args.child, workers, args.scale)
+        return child(*args.child, workers=workers, scale=args.scale)
     names = [n for n in args.only.split(",") if n] or list(WORKLOADS)
     unknown = sorted(set(names) - set(WORKLOADS))
     if unknown:
@@ -77,11 +87,14 @@ def main() -> int:
     return 0
 
 
-def child(workload_name: str, contender_name: str, workers: int, scale: float) -> int:
+def child(
+    workload_name: str, contender_name: str, expected_file: str, *, workers: int, scale: float
+) -> int:
     """One measurement in this fresh interpreter; prints its seconds as JSON."""
+    expected = pickle.loads(Path(expected_file).read_bytes())
     contender = CONTENDERS[contender_name](workers)
     try:
-        seconds = run_workload(contender, WORKLOADS[workload_name], scale)
+        seconds = run_workload(contender, WORKLOADS[workload_name], scale, expected)
     finally:
         contender.close()
     print(json.dumps(seconds))
@@ -90,20 +103,25 @@ def child(workload_name: str, contender_name: str, workers: int, scale: float) -
 
 def compare(names: list[str], workers: int, args: argparse.Namespace) -> dict[str, Any]:
     rows = []
+    scratch = Path(tempfile.mkdtemp(prefix="parmap-compare-"))
     for name in names:
         workload = WORKLOADS[name]
         contenders = contenders_for(workload)
         runs: dict[str, list[dict[str, Any]]] = {c: [] for c in contenders}
+        # Computed once here, so each child only checks its answer against it.
+        expected = scratch / f"{name}.pickle"
+        expected.write_bytes(pickle.dumps(expected_result(workload, args.scale)))
         for round_ in range(args.repeat):
             shift = round_ % len(contenders)
             for contender in contenders[shift:] + contenders[:shift]:
-                run = measure(name, contender, workers, args)
+                run = measure(name, contender, expected, workers, args)
                 runs[contender].append(run)
                 shown = run.get("stopped") or " / ".join(f"{s:.4f}" for s in run["seconds"])
                 print(
                     f"{name:<13} {contender:<26} {shown}  peak {run['peak_mb']:.0f} MB", flush=True
                 )
         rows.append({"workload": name, "title": workload.title, "runs": runs})
+    shutil.rmtree(scratch)
     return {
         "date": datetime.date.today().isoformat(),
         "python": platform.python_version(),
@@ -116,9 +134,9 @@ def compare(names: list[str], workers: int, args: argparse.Namespace) -> dict[st
 
 
 def measure(
-    workload: str, contender: str, workers: int, args: argparse.Namespace
+    workload: str, contender: str, expected: Path, workers: int, args: argparse.Namespace
 ) -> dict[str, Any]:
-    command = [sys.executable, __file__, "--child", workload, contender]
+    command = [sys.executable, __file__, "--child", workload, contender, str(expected)]
     command += ["--workers", str(workers), "--scale", str(args.scale)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     watch = Watch(process.pid, args.memory_limit, args.time_limit)

@@ -445,19 +445,31 @@ def contenders_for(workload: Workload) -> list[str]:
     return [name for name, c in CONTENDERS.items() if kind in c.kinds]
 
 
+def expected_result(workload: Workload, scale: float) -> Any:
+    """What a run of *workload* must return, computed serially."""
+    if workload.kind == "lazy":
+        return records_total(stream_length(workload, scale))
+    return list(map(workload.fn, workload.make_items(scale)))
+
+
+def stream_length(workload: Workload, scale: float) -> int:
+    return max(1000, int(workload.stream_length * scale))
+
+
 def prepare(
-    contender: Contender, workload: Workload, scale: float
+    contender: Contender, workload: Workload, scale: float, expected: Any = None
 ) -> tuple[Callable[[], Any], Any]:
     """What to time (a call that does the workload's whole job) and what it must return.
 
-    The inputs and the expected answer are made here, outside any timing.
+    The inputs and, unless given, the expected answer are made here, outside any timing.
     """
     fn = workload.fn
+    if expected is None:
+        expected = expected_result(workload, scale)
     if workload.kind == "lazy":
-        length = max(1000, int(workload.stream_length * scale))
-        return lambda: sum(contender.imap(fn, records(length))), records_total(length)
+        length = stream_length(workload, scale)
+        return lambda: sum(contender.imap(fn, records(length))), expected
     items = workload.make_items(scale)
-    expected = list(map(fn, items))
     if workload.kind == "calls":
         calls = max(2, round(workload.calls * min(1.0, scale)))
 
@@ -471,9 +483,11 @@ def prepare(
     return lambda: contender.map(fn, items), expected
 
 
-def run_workload(contender: Contender, workload: Workload, scale: float) -> list[float]:
+def run_workload(
+    contender: Contender, workload: Workload, scale: float, expected: Any = None
+) -> list[float]:
     """Seconds of the timed part: one figure, or for "first" [first call, later calls]."""
-    run, expected = prepare(contender, workload, scale)
+    run, expected = prepare(contender, workload, scale, expected)
     started = time.perf_counter()
     result = run()
     seconds = [time.perf_counter() - started]
