@@ -18,8 +18,10 @@ from typing import Any, Callable, ContextManager, Iterator, NamedTuple, Optional
 from ._errors import add_note, item_note
 from ._scheduler import Deadline
 
-#: Items pickled to estimate what sending one item and its result costs.
+#: Items pickled to estimate what sending one item and its result costs ...
 TRANSFER_SAMPLE = 64
+#: ... stopping early once the sample has taken this long.
+TRANSFER_SAMPLE_SECONDS = 0.000_5
 #: Largest batch run in the caller between two looks at the deadline, the progress
 #: report and a lazy consumer: small enough to hold, large enough to cost nothing ...
 SERIAL_BATCH = 1024
@@ -151,14 +153,24 @@ def extend_serially(
 
 
 def transfer_seconds(items: list[Any], results: list[Any]) -> float:
-    """Seconds to pickle and unpickle one item and its result (a sample's average)."""
+    """Seconds to pickle and unpickle one item and its result (a sample's average).
+
+    Pickles pairs one by one, at most ``TRANSFER_SAMPLE`` of them and for at most
+    ``TRANSFER_SAMPLE_SECONDS``: 64 payloads of a megabyte would otherwise cost the
+    caller as much as the work itself.
+    """
     import pickle
 
-    sample_items, sample_results = items[:TRANSFER_SAMPLE], results[:TRANSFER_SAMPLE]
+    protocol = pickle.HIGHEST_PROTOCOL
+    count = 0
     began = time.perf_counter()
     try:
-        pickle.loads(pickle.dumps(sample_items, pickle.HIGHEST_PROTOCOL))
-        pickle.loads(pickle.dumps(sample_results, pickle.HIGHEST_PROTOCOL))
+        for item, result in zip(items[:TRANSFER_SAMPLE], results):
+            pickle.loads(pickle.dumps(item, protocol))
+            pickle.loads(pickle.dumps(result, protocol))
+            count += 1
+            if time.perf_counter() - began > TRANSFER_SAMPLE_SECONDS:
+                break
     except Exception:
         return 0.0
-    return (time.perf_counter() - began) / max(1, len(sample_items))
+    return (time.perf_counter() - began) / max(1, count)

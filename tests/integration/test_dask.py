@@ -205,7 +205,8 @@ def test_each_chunk_is_one_dask_task(executor: CountingExecutor) -> None:
     result = parallel_map(square, range(103), chunksize=10, backend=executor, serial_fallback=False)
     assert result == [x * x for x in range(103)]
     assert executor.submitted == math.ceil(103 / 10)
-    assert executor.most_in_flight <= DASK_WORKERS
+    # Two chunks per worker: one running, one queued so it starts without a round trip.
+    assert executor.most_in_flight <= 2 * DASK_WORKERS
 
 
 def test_an_exception_comes_back_as_with_the_process_backend(executor: CountingExecutor) -> None:
@@ -244,7 +245,7 @@ def test_imap_over_endless_input_reads_a_bounded_number_ahead(
     # since a Dask executor does not say how many threads the cluster has.
     limit = buffersize or 2 * available_cpus() * 4
     assert source.read <= 100 + limit + 4
-    assert executor.most_in_flight <= available_cpus()
+    assert executor.most_in_flight <= 2 * available_cpus()  # one running, one queued each
 
 
 @pytest.mark.parametrize(
