@@ -22,6 +22,9 @@ from ._scheduler import Deadline
 TRANSFER_SAMPLE = 64
 #: ... stopping early once the sample has taken this long.
 TRANSFER_SAMPLE_SECONDS = 0.000_5
+#: Moving a pickled byte through a pipe to a worker process (or back), on top of
+#: pickling it: 0.6 ms per MB on Linux (benchmarks/payload_transfer.py).
+PIPE_SECONDS_PER_BYTE = 0.6e-9
 #: Largest batch run in the caller between two looks at the deadline, the progress
 #: report and a lazy consumer: small enough to hold, large enough to cost nothing ...
 SERIAL_BATCH = 1024
@@ -153,7 +156,8 @@ def extend_serially(
 
 
 def transfer_seconds(items: list[Any], results: list[Any]) -> float:
-    """Seconds to pickle and unpickle one item and its result (a sample's average).
+    """Seconds to send one item to a worker process and its result back (a sample's
+    average): pickling and unpickling both, and moving their bytes through the pipes.
 
     Pickles pairs one by one, at most ``TRANSFER_SAMPLE`` of them and for at most
     ``TRANSFER_SAMPLE_SECONDS``: 64 payloads of a megabyte would otherwise cost the
@@ -162,15 +166,18 @@ def transfer_seconds(items: list[Any], results: list[Any]) -> float:
     import pickle
 
     protocol = pickle.HIGHEST_PROTOCOL
-    count = 0
+    count = size = 0
     began = time.perf_counter()
     try:
         for item, result in zip(items[:TRANSFER_SAMPLE], results):
-            pickle.loads(pickle.dumps(item, protocol))
-            pickle.loads(pickle.dumps(result, protocol))
+            for value in (item, result):
+                data = pickle.dumps(value, protocol)
+                pickle.loads(data)
+                size += len(data)
             count += 1
             if time.perf_counter() - began > TRANSFER_SAMPLE_SECONDS:
                 break
     except Exception:
         return 0.0
-    return (time.perf_counter() - began) / max(1, count)
+    pickling = time.perf_counter() - began
+    return (pickling + size * PIPE_SECONDS_PER_BYTE) / max(1, count)
