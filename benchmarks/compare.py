@@ -59,10 +59,16 @@ def main() -> int:
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the work")
     parser.add_argument("--workers", type=int, default=None, help="default: usable CPUs")
     parser.add_argument("--only", default="", help="comma-separated workload names")
+    parser.add_argument(
+        "--contenders", default="", help="comma-separated contender names (default: all)"
+    )
     parser.add_argument("--time-limit", type=float, default=30.0, help="seconds per run")
     parser.add_argument("--memory-limit", type=float, default=2000.0, help="MB per run")
     parser.add_argument("--out", type=Path, default=HERE.parent / "docs" / "performance.md")
     parser.add_argument("--json", type=Path, default=HERE / "results" / "latest.json")
+    parser.add_argument(
+        "--render", action="store_true", help="only redraw the table and chart from --json"
+    )
     parser.add_argument(
         "--child", nargs=3, metavar=("WORKLOAD", "CONTENDER", "EXPECTED"), help=argparse.SUPPRESS
     )
@@ -74,9 +80,12 @@ def main() -> int:
     unknown = sorted(set(names) - set(WORKLOADS))
     if unknown:
         parser.error(f"unknown workload(s) {unknown}; choose from {sorted(WORKLOADS)}")
-    results = compare(names, workers, args)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=1) + "\n")
+    if args.render:
+        results = json.loads(args.json.read_text())
+    else:
+        results = compare(names, workers, args)
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
     table = render_table(results)
     chart_path = args.out.parent / "img" / "comparison.svg"
     chart_path.parent.mkdir(parents=True, exist_ok=True)
@@ -107,6 +116,9 @@ def compare(names: list[str], workers: int, args: argparse.Namespace) -> dict[st
     for name in names:
         workload = WORKLOADS[name]
         contenders = contenders_for(workload)
+        if args.contenders:
+            chosen = args.contenders.split(",")
+            contenders = [c for c in contenders if c in chosen or c == "map"]
         runs: dict[str, list[dict[str, Any]]] = {c: [] for c in contenders}
         # Computed once here, so each child only checks its answer against it.
         expected = scratch / f"{name}.pickle"
@@ -309,7 +321,7 @@ def render_chart(results: dict[str, Any]) -> str:
     height = 40 + len(rows) * (3 * bar + gap)
     colours = {"parmap": "#2a7ab9", "best other": "#9a9a9a", "map": "#e08a2c"}
     out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 140}" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 230}" '
         f'height="{height}" font-family="sans-serif" font-size="12">',
         '<text x="10" y="18" font-weight="bold">Time relative to the fastest '
         "contender (shorter is better; bars stop at 4x)</text>",

@@ -25,6 +25,8 @@ TRANSFER_SAMPLE_SECONDS = 0.000_5
 #: Moving a pickled byte through a pipe to a worker process (or back), on top of
 #: pickling it: 0.6 ms per MB on Linux (benchmarks/payload_transfer.py).
 PIPE_SECONDS_PER_BYTE = 0.6e-9
+#: Items whose pickle is smaller than this are sampled together, as one list.
+SMALL_ITEM_BYTES = 4096
 #: Largest batch run in the caller between two looks at the deadline, the progress
 #: report and a lazy consumer: small enough to hold, large enough to cost nothing ...
 SERIAL_BATCH = 1024
@@ -159,9 +161,9 @@ def transfer_seconds(items: list[Any], results: list[Any]) -> float:
     """Seconds to send one item to a worker process and its result back (a sample's
     average): pickling and unpickling both, and moving their bytes through the pipes.
 
-    Pickles pairs one by one, at most ``TRANSFER_SAMPLE`` of them and for at most
-    ``TRANSFER_SAMPLE_SECONDS``: 64 payloads of a megabyte would otherwise cost the
-    caller as much as the work itself.
+    Small items are pickled as one list, as chunks travel. Large ones are pickled pair by
+    pair, for at most ``TRANSFER_SAMPLE_SECONDS``: 64 payloads of a megabyte would
+    otherwise cost the caller as much as the work itself.
     """
     import pickle
 
@@ -169,7 +171,15 @@ def transfer_seconds(items: list[Any], results: list[Any]) -> float:
     count = size = 0
     began = time.perf_counter()
     try:
-        for item, result in zip(items[:TRANSFER_SAMPLE], results):
+        sample_items, sample_results = items[:TRANSFER_SAMPLE], results[:TRANSFER_SAMPLE]
+        if len(pickle.dumps(sample_items[:1], protocol)) < SMALL_ITEM_BYTES:
+            for values in (sample_items, sample_results):
+                data = pickle.dumps(values, protocol)
+                pickle.loads(data)
+                size += len(data)
+            pickling = time.perf_counter() - began
+            return (pickling + size * PIPE_SECONDS_PER_BYTE) / max(1, len(sample_items))
+        for item, result in zip(sample_items, sample_results):
             for value in (item, result):
                 data = pickle.dumps(value, protocol)
                 pickle.loads(data)
