@@ -26,18 +26,22 @@ def busy(x):
         pass
 
 if __name__ == "__main__":
-    parallel_map(busy, range(2), 2, 1, start_method={method!r}, serial_fallback=False)
+    parallel_map(
+        busy, range(2), 2, 1, start_method={method!r}, serial_fallback=False, progress={progress}
+    )
 """
 
 
 @contextlib.contextmanager
-def _busy_caller(tmp_path: Path, method: str) -> Iterator[tuple[subprocess.Popen[str], list[int]]]:
+def _busy_caller(
+    tmp_path: Path, method: str, *, progress: bool = False
+) -> Iterator[tuple[subprocess.Popen[str], list[int]]]:
     """A caller whose two workers are busy; its whole process group is killed afterwards.
 
     The final kill only matters when a test fails: it keeps a regression from leaving
     processes that spin forever.
     """
-    caller, pids = _start_busy_caller(tmp_path, method)
+    caller, pids = _start_busy_caller(tmp_path, method, progress)
     try:
         yield caller, pids
     finally:
@@ -46,10 +50,12 @@ def _busy_caller(tmp_path: Path, method: str) -> Iterator[tuple[subprocess.Popen
         caller.communicate()
 
 
-def _start_busy_caller(tmp_path: Path, method: str) -> tuple[subprocess.Popen[str], list[int]]:
+def _start_busy_caller(
+    tmp_path: Path, method: str, progress: bool
+) -> tuple[subprocess.Popen[str], list[int]]:
     """Start the caller in its own process group; return it once both workers are busy."""
     script = tmp_path / "busy.py"
-    script.write_text(BUSY_CALLER.format(method=method))
+    script.write_text(BUSY_CALLER.format(method=method, progress=progress))
     caller = subprocess.Popen(
         [sys.executable, str(script)],
         stdout=subprocess.PIPE,
@@ -108,6 +114,19 @@ def test_ctrl_c_stops_the_call_within_two_seconds(
     assert caller.returncode != 0
     assert elapsed < 2.0, f"took {elapsed:.2f} s\n{stderr}"
     assert stderr.count("Traceback (most recent call last)") == 1, stderr
+    assert stderr.rstrip().endswith("KeyboardInterrupt"), stderr
+
+
+def test_ctrl_c_closes_the_progress_bar(start_method: str, tmp_path: Path) -> None:
+    """With progress=True, Ctrl-C closes the bar: the traceback starts on a line of its own."""
+    with _busy_caller(tmp_path, start_method, progress=True) as (caller, pids):
+        os.killpg(caller.pid, signal.SIGINT)
+        _, stderr = caller.communicate(timeout=30)
+        _assert_gone(pids, within=5)
+    assert "0/2" in stderr, stderr  # the bar was drawn, with the right total
+    before, traceback_marker, _ = stderr.partition("Traceback (most recent call last)")
+    assert traceback_marker, stderr
+    assert before.endswith("\n"), repr(before)  # closed: no half-drawn bar line left
     assert stderr.rstrip().endswith("KeyboardInterrupt"), stderr
 
 
