@@ -430,7 +430,8 @@ class Call:
 
     def _collect_early(self, early: EarlyDispatch) -> list[Any]:
         """The results of the items handed out early, in order, once they are all back."""
-        assert early.session is not None
+        if early.session is None:  # the workers could not be reached: nothing went out
+            return []
         finished: dict[int, list[Any]] = {}
         while len(finished) < len(early.submitted):
             timeout = self.deadline.left() if self.deadline is not None else None
