@@ -97,3 +97,34 @@ def test_progress_true_without_tqdm_says_how_to_install(monkeypatch: pytest.Monk
     monkeypatch.setitem(sys.modules, "tqdm.auto", None)
     with pytest.raises(ImportError, match=r"pip install 'parmap-ng\[progress\]'"):
         parallel_map(square, range(10), progress=True)
+
+
+def slow_square_failing_at_ten(x: int) -> int:
+    if x == 10:
+        raise ValueError("item ten")
+    return slow_square(x)
+
+
+def test_progress_counts_every_item_after_a_chunk_failed_midway() -> None:
+    """A chunk that reported progress and then raised leaves nothing behind: the next
+    call on the same (warm) worker still counts each of its items once."""
+    with pytest.raises(ValueError, match="item ten"):
+        parallel_map(
+            slow_square_failing_at_ten,
+            range(12),
+            1,
+            12,
+            serial_fallback=False,
+            progress=lambda d, t: None,
+        )
+    calls: list[tuple[int, int | None]] = []
+    result = parallel_map(
+        slow_square,
+        range(12),
+        1,
+        12,
+        serial_fallback=False,
+        progress=lambda d, t: calls.append((d, t)),
+    )
+    assert result == [x * x for x in range(12)]
+    assert calls[-1] == (12, 12), calls

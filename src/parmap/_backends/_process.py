@@ -290,6 +290,7 @@ class ProcessSession:
         send_fn = worker.call_id != self._call_id
         worker.call_id = self._call_id
         worker.chunk = chunk
+        worker.reported = 0
         self._busy[worker.conn] = worker
         self._busy[worker.process.sentinel] = worker
         with contextlib.suppress(OSError):  # a dead worker: wait() reports its sentinel
@@ -330,7 +331,6 @@ class ProcessSession:
         kind = answer[0]
         if kind == "ok":
             self._report(worker, len(answer[2]))
-            worker.reported = 0
             return answer[1], answer[2]
         if kind == "raised":
             _, _, index, payload, type_name, message, text = answer
