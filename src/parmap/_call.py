@@ -345,7 +345,8 @@ class Call:
     def _probe_rounds(
         self, early: EarlyDispatch, done: int
     ) -> Generator[list[Any], None, Optional[Handover]]:
-        budget = max(MIN_PROBE_SECONDS, self._start_seconds())
+        start_seconds = self._start_seconds()
+        budget = max(MIN_PROBE_SECONDS, start_seconds)
         limit = (self.options.buffersize or LAZY_PROBE_ITEMS) if self.lazy else None
         while True:
             first_item: Callable[[], contextlib.AbstractContextManager[None]]
@@ -363,7 +364,7 @@ class Call:
                 deadline=self.deadline,
                 on_done=self._on_done(),
                 first_item=first_item,
-                stop=partial(self._probe_can_stop, early, done),
+                stop=partial(self._probe_can_stop, early, done, start_seconds),
                 start=done,
                 limit=limit,
             )
@@ -404,8 +405,7 @@ class Call:
         seen = _item_seconds_seen(self.fn)
         if seen is None or self.total is None or not self._warm_pool_waits():
             return False
-        work_per_worker = self.total * seen / self.options.workers
-        return work_per_worker > CLEARLY_PARALLEL * WARM_START_SECONDS
+        return self._clearly_parallel(self.total, seen, WARM_START_SECONDS)
 
     def _after_handing_out(
         self, early: EarlyDispatch, found: Probe
@@ -425,7 +425,7 @@ class Call:
         yield self._collect_early(early)
         yield found.results
         if not found.exhausted:
-            yield from self._finish_serially(next_index)
+            yield from self._run_serially(next_index)
         return None
 
     def _collect_early(self, early: EarlyDispatch) -> list[Any]:
@@ -439,15 +439,9 @@ class Call:
         early.session.close()
         return [result for start in sorted(finished) for result in finished[start]]
 
-    def _finish_serially(self, start: int) -> Iterator[list[Any]]:
-        if self._can_finish_in_one_go():
-            results: list[Any] = []
-            extend_serially(results, self.fn, self.items, start)
-            yield results
-        else:
-            yield from self._run_serially(start)
-
-    def _probe_can_stop(self, early: EarlyDispatch, done: int, found: Probe) -> bool:
+    def _probe_can_stop(
+        self, early: EarlyDispatch, done: int, start_seconds: float, found: Probe
+    ) -> bool:
         """Whether the probe has seen enough: workers already took items, or the rest
         of a long input is so much work that starting workers is a small part of it."""
         if early.session is not None and not early.immediate:
@@ -455,8 +449,12 @@ class Call:
         if self.total is None or found.seconds < MIN_PROBE_SECONDS:
             return False
         remaining = self.total - done - len(found.results)
-        work_per_worker = remaining * found.item_seconds() / self.options.workers
-        return work_per_worker > CLEARLY_PARALLEL * self._start_seconds()
+        return self._clearly_parallel(remaining, found.item_seconds(), start_seconds)
+
+    def _clearly_parallel(self, items: int, item_seconds: float, start_seconds: float) -> bool:
+        """Whether *items* are more work per worker than CLEARLY_PARALLEL starts."""
+        work_per_worker = items * item_seconds / self.options.workers
+        return work_per_worker > CLEARLY_PARALLEL * start_seconds
 
     def _can_finish_in_one_go(self) -> bool:
         """Nothing needs to happen between items: no consumer, deadline or progress."""
