@@ -168,23 +168,18 @@ def transfer_seconds(items: list[Any], results: list[Any]) -> float:
     import pickle
 
     protocol = pickle.HIGHEST_PROTOCOL
+    sampled = min(len(items), len(results), TRANSFER_SAMPLE)
     count = size = 0
     began = time.perf_counter()
     try:
-        sample_items, sample_results = items[:TRANSFER_SAMPLE], results[:TRANSFER_SAMPLE]
-        if len(pickle.dumps(sample_items[:1], protocol)) < SMALL_ITEM_BYTES:
-            for values in (sample_items, sample_results):
+        small = len(pickle.dumps(items[:1], protocol)) < SMALL_ITEM_BYTES
+        step = max(1, sampled) if small else 1
+        for first in range(0, sampled, step):
+            for values in (items[first : first + step], results[first : first + step]):
                 data = pickle.dumps(values, protocol)
                 pickle.loads(data)
                 size += len(data)
-            pickling = time.perf_counter() - began
-            return (pickling + size * PIPE_SECONDS_PER_BYTE) / max(1, len(sample_items))
-        for item, result in zip(sample_items, sample_results):
-            for value in (item, result):
-                data = pickle.dumps(value, protocol)
-                pickle.loads(data)
-                size += len(data)
-            count += 1
+            count += step
             if time.perf_counter() - began > TRANSFER_SAMPLE_SECONDS:
                 break
     except Exception:
