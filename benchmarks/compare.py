@@ -42,10 +42,10 @@ sys.path.insert(0, str(HERE))
 
 from workloads import (  # noqa: E402
     CONTENDERS,
-    PARMAP,
     WORKLOADS,
     contenders_for,
     expected_result,
+    parmap_contender,
     run_workload,
 )
 
@@ -182,10 +182,7 @@ class Watch(threading.Thread):
         while not self.done.wait(0.02):
             try:
                 tree = [self.root, *self.root.children(recursive=True)]
-                rss = 0
-                for process in tree:
-                    with_memory = process.memory_info()
-                    rss += with_memory.rss
+                rss = sum(process.memory_info().rss for process in tree)
             except psutil.Error:
                 continue  # a process ended between the listing and the reading
             self.peak_mb = max(self.peak_mb, rss / 2**20)
@@ -232,7 +229,7 @@ def figure_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
                 for name, runs in row["runs"].items()
                 if any("stopped" in r for r in runs)
             }
-            ours = PARMAP["thread" if workload.kind == "thread" else "map"]
+            ours = parmap_contender(workload)
             rows.append(
                 {
                     "title": title,

@@ -458,9 +458,10 @@ CONTENDERS: dict[str, type[Contender]] = {
     ]
 }
 
-#: parmap's own rows, which the others are compared with.
-PARMAP = {"map": "parmap", "calls": "parmap", "first": "parmap", "lazy": "parmap"}
-PARMAP["thread"] = ParmapThreads.name
+
+def parmap_contender(workload: Workload) -> str:
+    """The parmap row the others are compared with on *workload*."""
+    return ParmapThreads.name if workload.kind == "thread" else Parmap.name
 
 
 def contenders_for(workload: Workload) -> list[str]:
