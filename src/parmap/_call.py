@@ -16,10 +16,20 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 import weakref
 from functools import partial
 from itertools import islice
-from typing import TYPE_CHECKING, Any, Callable, Generator, Iterator, NamedTuple, Optional
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Generator,
+    Iterator,
+    NamedTuple,
+    Optional,
+    cast,
+)
 
 from ._backends import Chunk, Session
 from ._chunking import (
@@ -38,7 +48,7 @@ from ._scheduler import Deadline, iter_chunks, run_chunks
 from ._serial import SERIAL_BATCH, Probe, extend_serially, probe, run_serially
 
 if TYPE_CHECKING:
-    from ._backends._process import PoolSettings, ProcessPool
+    from ._backends._process import PoolSettings, ProcessPool, ProcessSession
 
 #: Seconds to start a cold pool, by start method, measured on Linux (2 workers):
 #: forking is cheap; spawn boots a fresh interpreter per worker.
@@ -54,6 +64,8 @@ FIRST_THREAD_ITEM_WAIT = 0.000_5
 CHUNK_SECONDS = {"process": 0.000_2, "thread": 0.000_05, "executor": 0.001}
 #: The probe runs at least this long, so timer resolution does not decide.
 MIN_PROBE_SECONDS = 0.001
+#: Longer than a worker takes to answer a trivial item (a round trip is 0.1-0.2 ms).
+ROUND_TRIP_SECONDS = 0.000_5
 #: A known input is clearly worth workers once its remaining work per worker exceeds
 #: this many times the start cost: then probing on only delays the workers.
 CLEARLY_PARALLEL = 10
@@ -310,7 +322,11 @@ class Call:
         early = EarlyDispatch(self._open_session, self.items, self.options.workers - 1)
         handover = None
         try:
-            handover = yield from self._probe_rounds(early, done)
+            if self._expected_to_go_parallel():
+                handover = self._hand_out_at_once(early)
+                done = early.next_index
+            if handover is None:
+                handover = yield from self._probe_rounds(early, done)
         finally:
             if early.session is not None and handover is None:
                 early.session.cancel()  # an error, or the consumer left: stop that work
@@ -352,11 +368,7 @@ class Call:
             first_item: Callable[[], contextlib.AbstractContextManager[None]]
             first_item = contextlib.nullcontext
             if self.options.backend == "process" and done == 0 and self.total != 1:
-                if self._expected_to_go_parallel():
-                    early.hand_out_now(done)
-                    done = early.next_index
-                else:
-                    first_item = partial(early.armed, budget, 1)
+                first_item = partial(early.armed, budget, 1)
             found = probe(
                 self.fn,
                 self.items,
@@ -373,6 +385,9 @@ class Call:
             if early.immediate:
                 return (yield from self._after_handing_out(early, found))
             if early.session is not None:
+                # The next call with this fn hands out work at once instead of leaving
+                # a worker idle while the caller times an item again.
+                _remember_item_seconds(self.fn, found.item_seconds())
                 yield found.results
                 debug("handed out %d item(s) while the first ran", len(early.submitted))
                 return Handover(
@@ -402,10 +417,42 @@ class Call:
 
     def _expected_to_go_parallel(self) -> bool:
         """Whether an earlier call with this fn showed this call is worth the warm pool."""
+        if self.options.backend != "process" or self.total is None or self.total < 2:
+            return False
         seen = _item_seconds_seen(self.fn)
-        if seen is None or self.total is None or not self._warm_pool_waits():
+        if seen is None or not self._warm_pool_waits():
             return False
         return self._clearly_parallel(self.total, seen, WARM_START_SECONDS)
+
+    def _hand_out_at_once(self, early: EarlyDispatch) -> Optional[Handover]:
+        """Give every worker an item now, and go parallel if no worker answers within
+        a quarter of the item time fn's last probe measured (at least ROUND_TRIP_SECONDS;
+        a quarter, as that probe shared the CPUs with busy workers and may read high).
+
+        Then the items cost about what they did, and a probe in the caller would only
+        take a CPU from a worker. An early answer means cheaper items: None, and the
+        caller probes the next items beside the workers.
+        """
+        early.hand_out_now(0)
+        if early.error is not None:
+            raise early.error
+        seen = _item_seconds_seen(self.fn)
+        if early.session is None or not early.submitted or seen is None:
+            return None
+        session = cast("ProcessSession", early.session)  # work goes out early only there
+        patience = max(ROUND_TRIP_SECONDS, seen / 4)
+        if self.deadline is not None:
+            patience = min(patience, self.deadline.left())
+        began = time.perf_counter()
+        # Selectors round short timeouts up to a millisecond: the clock decides.
+        if session.poll(patience) and time.perf_counter() - began < patience:
+            return None
+        debug(
+            "handed out %d item(s) at once; still running after %.2f ms",
+            len(early.submitted),
+            patience * 1000,
+        )
+        return Handover(early.session, early.submitted, early.next_index, seen)
 
     def _after_handing_out(
         self, early: EarlyDispatch, found: Probe

@@ -8,9 +8,11 @@ be and hands one item to each worker but one (the caller's item keeps a CPU busy
 The caller then finishes its item and carries on as the scheduler.
 
 When an earlier call with the same fn already showed that the work is worth a warm
-pool, each worker gets an item at once instead (``hand_out_now``) and the probe times
-the next items in the caller; if it finds them cheap after all, the items handed out
-are collected and the rest runs in the caller.
+pool, each worker gets an item at once instead (``hand_out_now``). If no worker answers
+within a quarter of the item time measured then, the items cost about as much again
+and the call goes parallel without timing one in the caller. An early answer means
+cheaper items: the probe times the next ones in the caller, and if it finds them cheap
+after all, the items handed out are collected and the rest runs in the caller.
 
 A timer signal rather than a helper thread, because forking from a second thread while
 the main one runs user code is unsafe and warns on Python 3.12+; the handler runs in

@@ -6,6 +6,7 @@ import itertools
 import logging
 import os
 import time
+import weakref
 
 import psutil
 import pytest
@@ -245,3 +246,31 @@ def test_work_handed_out_early_comes_back_when_the_rest_runs_in_the_caller() -> 
     assert len(pids) == len(cheap)
     assert pids.count(os.getpid()) >= len(cheap) - 2  # at most one item per worker went out
     assert set(pids[1:3]) - {os.getpid()}, "the first items were handed out at once"
+
+
+def _five_ms_then_pid(_: int) -> int:
+    busy_for(0.005)
+    return os.getpid()
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["probe measured", "timer handed out"])
+def test_costly_again_runs_no_item_in_the_caller(
+    monkeypatch: pytest.MonkeyPatch, warm: bool
+) -> None:
+    """fn's last call was costly and so is this one: every item runs in a worker.
+
+    Timing an item in the caller would only take a CPU from a worker; the workers'
+    silence for a quarter of the remembered item time says the items are as costly.
+    The first call learns the item time either way: from its probe (cold pool: the
+    budget is a fork's start) or from its first item, which outlasts a warm pool's
+    budget and so has a worker take the next item meanwhile.
+    """
+    monkeypatch.setattr(parmap._call, "_seconds_per_item", weakref.WeakKeyDictionary())
+    parmap.shutdown()
+    if warm:
+        parallel_map(square, range(4), 2, serial_fallback=False)
+    first = parallel_map(_five_ms_then_pid, range(40), 2)
+    assert first[0] == os.getpid(), "the first call times its first item in the caller"
+    pids = parallel_map(_five_ms_then_pid, range(40), 2)
+    assert len(pids) == 40
+    assert os.getpid() not in pids

@@ -299,6 +299,10 @@ class ProcessSession:
                 worker.conn.send_bytes(self._fn_payload)
             worker.conn.send_bytes(message)
 
+    def poll(self, timeout: float) -> bool:
+        """Whether a chunk finished (or a worker died) within *timeout*; collects nothing."""
+        return bool(multiprocessing.connection.wait(list(self._busy), timeout))
+
     def wait(self, timeout: Optional[float]) -> list[tuple[int, list[Any]]]:
         finished = []
         for ready in multiprocessing.connection.wait(list(self._busy), timeout):
