@@ -36,7 +36,6 @@ from ._chunking import (
     Costs,
     chunk_size,
     default_buffersize,
-    may_queue,
     parallel_pays_off,
     parallel_seconds,
 )
@@ -280,7 +279,6 @@ class Call:
             next_size = partial(
                 chunk_size, workers=options.workers, item_seconds=handover.item_seconds
             )
-        queue_rule = partial(may_queue, workers=options.workers, item_seconds=handover.item_seconds)
         if options.buffersize is not None:
             buffersize = options.buffersize
         elif self.lazy:
@@ -297,7 +295,7 @@ class Call:
         )
         yield from run_chunks(
             session,
-            iter_chunks(self.items, done, remaining, next_size, queue_rule),
+            iter_chunks(self.items, done, remaining, next_size),
             ordered=options.ordered,
             buffersize=buffersize,
             deadline=self.deadline,

@@ -19,15 +19,10 @@ from typing import NamedTuple, Optional
 GUIDE_FACTOR = 4
 #: A chunk should run at least this long, so a ~0.1 ms round trip stays below ~1 %.
 MIN_CHUNK_SECONDS = 0.01
-#: ... and at most this long, so results stream back and the tail stays short (on 20
-#: items of 0.2 s, two-item chunks left workers idle 16 ms at the end, single ones 9 ms).
-MAX_CHUNK_SECONDS = 0.2
+#: ... and at most this long, so results stream back and the tail stays short.
+MAX_CHUNK_SECONDS = 0.5
 #: Chunk size when nothing is known about the input length or the item cost.
 DEFAULT_STREAM_CHUNKSIZE = 16
-#: A chunk waits in a busy worker's queue only if it holds at most this much work: the
-#: round trip that saves is under 1 % of a longer one, and a long chunk stuck behind
-#: another near the end would keep the other workers waiting.
-MAX_QUEUED_SECONDS = 0.05
 #: Parallel must beat serial by this factor before the work is handed out.
 PAYOFF_MARGIN = 1.15
 
@@ -45,8 +40,8 @@ def chunk_size(remaining: Optional[int], workers: int, item_seconds: Optional[fl
 
     >>> chunk_size(1000, 2, None)
     125
-    >>> chunk_size(1000, 2, 0.1)  # heavy items: the guided share, at most 0.2 s
-    2
+    >>> chunk_size(1000, 2, 0.1)  # heavy items: the guided share, at most 0.5 s
+    5
     >>> chunk_size(None, 2, 0.000_001)  # a stream of cheap items: 10 ms worth
     10000
     """
@@ -64,26 +59,6 @@ def chunk_size(remaining: Optional[int], workers: int, item_seconds: Optional[fl
     if ceiling is not None:
         size = min(size, max(ceiling, 1))
     return max(1, size)
-
-
-def may_queue(
-    left_after: Optional[int], size: int, workers: int, item_seconds: Optional[float]
-) -> bool:
-    """Whether a chunk of *size* items may wait behind another on a busy worker.
-
-    Only a short chunk, and only while enough is left after it (*left_after* items;
-    None: a stream) for the other workers to stay busy until that worker gets to it.
-
-    >>> may_queue(1000, 10, 2, 0.001)
-    True
-    >>> may_queue(15, 10, 2, 0.001)  # the end is near: it goes to the next free worker
-    False
-    >>> may_queue(1000, 1, 2, 0.2)  # long: its round trip is nothing next to it
-    False
-    """
-    if item_seconds is not None and size * item_seconds > MAX_QUEUED_SECONDS:
-        return False
-    return left_after is None or left_after >= workers * size
 
 
 def parallel_pays_off(

@@ -22,19 +22,17 @@ def iter_chunks(
     start: int,
     remaining: Optional[int],
     next_size: Callable[[Optional[int]], int],
-    may_queue: Callable[[Optional[int], int], bool] = lambda left_after, size: False,
 ) -> Iterator[Chunk]:
-    """Consecutive chunks of *items*; *next_size* picks each size from what is left,
-    *may_queue* (items left after the chunk, its size) whether it may wait on a worker."""
+    """Consecutive chunks of *items*; *next_size* picks each size from what is left."""
     while True:
         size = next_size(remaining)
         batch = list(islice(items, size))
         if not batch:
             return
+        yield Chunk(start, batch)
+        start += len(batch)
         if remaining is not None:
             remaining -= len(batch)
-        yield Chunk(start, batch, may_queue(remaining, len(batch)))
-        start += len(batch)
 
 
 def run_chunks(

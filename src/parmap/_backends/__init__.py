@@ -16,9 +16,6 @@ class Chunk(NamedTuple):
 
     start: int
     items: list[Any]
-    #: Whether it may wait in a busy worker's queue: enough else is left to keep the
-    #: other workers busy until that worker gets to it.
-    may_queue: bool = False
 
 
 class Session(Protocol):

@@ -12,12 +12,10 @@ Data flow (no background threads; the caller's thread does all the waiting)::
     ProcessSession.wait(timeout)         ◀──pipe i── ("ok", start, results) or an error
       connection.wait(busy pipes + busy workers' sentinels, timeout)
 
-Each worker has its own duplex pipe and at most two chunks: one running and, while much
-is left, one waiting in the pipe, so it need not idle for a round trip between them.
-The second is sent only if its message is small enough to sit in the pipe's buffer, so
-neither side can block the other on a full pipe. A dead worker is noticed at once
-through its process sentinel instead of hanging the call (``multiprocessing.Pool``
-loses the task and waits forever), and the oldest chunk it had is the one it died in. A call checks the pool out of ``_warm.py``, so two threads
+Each worker has its own duplex pipe and at most one chunk in flight, so neither side
+can block the other on a full pipe, and a dead worker is noticed at once through its
+process sentinel instead of hanging the call (``multiprocessing.Pool`` loses the
+task and waits forever). A call checks the pool out of ``_warm.py``, so two threads
 never share one; the pool goes back warm when the call ends. Workers still
 running a chunk when a call fails, times out or is interrupted are terminated and
 replaced on the next call, so nothing keeps running in the background.
@@ -34,7 +32,6 @@ import sys
 import threading
 import time
 import types
-from collections import deque
 from typing import Any, Callable, Iterator, NamedTuple, Optional
 
 from .._errors import (
@@ -55,14 +52,6 @@ EXIT_GRACE_SECONDS = 1.0
 #: A worker idle this close to its idle timeout (or a quarter of a short timeout) is
 #: replaced rather than sent work: it may be exiting at that very moment.
 IDLE_MARGIN_SECONDS = 1.0
-#: Chunks a worker holds at most: one running and one waiting in its pipe, so that it
-#: starts the next the moment it is done instead of waiting a round trip (0.1-0.4 ms)
-#: for the caller to wake up and send it.
-QUEUED_CHUNKS = 2
-#: A chunk waits behind another only if its message fits in the pipe's buffer many times
-#: over (Linux: about 200 KB), so sending it never blocks: the caller could otherwise wait
-#: on a worker that is itself blocked sending its answer.
-QUEUED_MESSAGE_BYTES = 16 * 1024
 #: With progress on, a worker busy with a chunk says how far it got this often, so a
 #: bar moves during long chunks (and not only when a chunk ends).
 PROGRESS_SECONDS = 0.2
@@ -71,14 +60,14 @@ PROGRESS_SECONDS = 0.2
 class _Worker:
     """One worker process, the caller's end of its pipe, and what it is doing."""
 
-    __slots__ = ("call_id", "chunks", "conn", "idle_since", "process", "reported", "tasks")
+    __slots__ = ("call_id", "chunk", "conn", "idle_since", "process", "reported", "tasks")
 
     def __init__(self, process: Any, conn: Any) -> None:
         self.process = process
         self.conn = conn
         self.call_id: Optional[int] = None  # whose fn it holds
-        self.chunks: deque[Chunk] = deque()  # sent and not answered, oldest (running) first
-        self.reported = 0  # items of the oldest chunk already counted as progress
+        self.chunk: Optional[Chunk] = None  # in flight
+        self.reported = 0  # items of that chunk already counted as progress
         self.tasks = 0  # chunks it has answered
         self.idle_since = time.monotonic()  # it exits by itself after the idle timeout
 
@@ -215,7 +204,7 @@ class ProcessPool:
 
     def discard_busy(self) -> None:
         """Stop workers still running a chunk: nobody will read their answers."""
-        for worker in [w for w in self.workers if w.chunks]:
+        for worker in [w for w in self.workers if w.chunk is not None]:
             self.discard(worker)
 
     def shutdown(self) -> None:
@@ -289,37 +278,19 @@ class ProcessSession:
         self._call_id = next(self._call_ids)
         self._idle = list(pool.workers)
         self._busy: dict[Any, _Worker] = {}  # pipe or sentinel -> worker
-        self._held: Optional[tuple[Chunk, bytes]] = None  # a chunk no worker can take yet
 
     def has_capacity(self) -> bool:
-        if self._held is not None:
-            return False
-        return bool(self._idle) or any(self._has_room(w) for w in self._busy.values())
-
-    def _has_room(self, worker: _Worker) -> bool:
-        """Whether *worker* may get a chunk queued behind the ones it already has."""
-        limit = self._pool.settings.max_tasks_per_child
-        queued = len(worker.chunks)
-        return queued < QUEUED_CHUNKS and (limit is None or worker.tasks + queued < limit)
+        return bool(self._idle)
 
     def submit(self, chunk: Chunk) -> None:
         message = dumps_message(
             ("chunk", chunk.start, chunk.items, self._report_every), chunk.items, chunk.start
         )
-        if self._idle:
-            self._send(self._idle.pop(), chunk, message)
-        elif chunk.may_queue and len(message) <= QUEUED_MESSAGE_BYTES:
-            busy = [w for w in set(self._busy.values()) if self._has_room(w)]
-            self._send(min(busy, key=lambda w: len(w.chunks)), chunk, message)
-        else:  # sent to the next worker that is done with all it has
-            self._held = (chunk, message)
-
-    def _send(self, worker: _Worker, chunk: Chunk, message: bytes) -> None:
+        worker = self._idle.pop()
         send_fn = worker.call_id != self._call_id
         worker.call_id = self._call_id
-        if not worker.chunks:
-            worker.reported = 0
-        worker.chunks.append(chunk)
+        worker.chunk = chunk
+        worker.reported = 0
         self._busy[worker.conn] = worker
         self._busy[worker.process.sentinel] = worker
         with contextlib.suppress(OSError):  # a dead worker: wait() reports its sentinel
@@ -336,22 +307,17 @@ class ProcessSession:
         finished = []
         for ready in multiprocessing.connection.wait(list(self._busy), timeout):
             worker = self._busy.get(ready)
-            # Its pipe may hold answers to both its chunks; its pipe and its sentinel
-            # may both be ready, and the first look collects everything there is.
-            while worker is not None and worker.chunks:
-                done = self._collect(worker)
-                if done is not None:
-                    finished.append(done)
-                if not (worker.chunks and worker.conn.poll()):
-                    break
-        if self._held is not None and self._idle:
-            held, self._held = self._held, None
-            self._send(self._idle.pop(), *held)
+            if worker is None or worker.chunk is None:
+                continue  # its pipe and its sentinel were both ready
+            done = self._collect(worker)
+            if done is not None:
+                finished.append(done)
         return finished
 
     def _collect(self, worker: _Worker) -> Optional[tuple[int, list[Any]]]:
-        """The worker's oldest chunk, finished, or None if it only said how far it got."""
-        chunk = worker.chunks[0]
+        """The worker's finished chunk, or None if it only said how far it got."""
+        chunk = worker.chunk
+        assert chunk is not None
         try:
             answer = _receive(worker)
         except (EOFError, OSError):
@@ -359,20 +325,16 @@ class ProcessSession:
         if answer is not None and answer[0] == "progress":
             self._report(worker, answer[2])
             return None
+        del self._busy[worker.conn], self._busy[worker.process.sentinel]
+        worker.chunk = None
         if answer is None:
-            del self._busy[worker.conn], self._busy[worker.process.sentinel]
             raise _crash_error(self._pool, worker, chunk)
-        worker.chunks.popleft()
         worker.tasks += 1
-        if not worker.chunks:
-            del self._busy[worker.conn], self._busy[worker.process.sentinel]
-            worker.idle_since = time.monotonic()
-            fresh = self._pool.replace(worker) if self._pool.worn_out(worker) else worker
-            self._idle.append(fresh)
+        worker.idle_since = time.monotonic()
+        self._idle.append(self._pool.replace(worker) if self._pool.worn_out(worker) else worker)
         kind = answer[0]
         if kind == "ok":
             self._report(worker, len(answer[2]))
-            worker.reported = 0  # its next chunk counts from zero
             return answer[1], answer[2]
         if kind == "raised":
             _, _, index, payload, type_name, message, text = answer
@@ -395,7 +357,6 @@ class ProcessSession:
         for worker in set(self._busy.values()):
             self._pool.discard(worker)
         self._busy.clear()
-        self._held = None
 
     def close(self) -> None:
         """Nothing to do: idle workers stay warm for the next call."""
