@@ -7,7 +7,8 @@ stream, I/O on threads). A contender is one way of running that call: the builti
 parmap. Contenders that keep a pool between calls get it started and warmed up
 before the clock starts; those that start one per call (a ``Pool`` in a ``with``
 block, mpire's ``WorkerPool``) pay for it in every call, as their users do. parmap is
-timed cold: its first call in a fresh process starts its workers.
+timed warm (its workers started by a call with another function) and cold (its first
+call in a fresh process starts its workers).
 
 Every item's cost is fixed work (no calibration), so the numbers compare across runs
 on one machine; *scale* shrinks the work for a quick look and for CI.
