@@ -322,8 +322,9 @@ class Call:
         early = EarlyDispatch(self._open_session, self.items, self.options.workers - 1)
         handover = None
         try:
-            if self._expected_to_go_parallel():
-                handover = self._hand_out_at_once(early)
+            seen = self._remembered_costly_item()
+            if seen is not None:
+                handover = self._hand_out_at_once(early, seen)
                 done = early.next_index
             if handover is None:
                 handover = yield from self._probe_rounds(early, done)
@@ -415,19 +416,21 @@ class Call:
                 return None
             budget *= 2
 
-    def _expected_to_go_parallel(self) -> bool:
-        """Whether an earlier call with this fn showed this call is worth the warm pool."""
+    def _remembered_costly_item(self) -> Optional[float]:
+        """The item time an earlier call with this fn measured, if it says this call is
+        worth the warm pool (which is waiting); else None."""
         if self.options.backend != "process" or self.total is None or self.total < 2:
-            return False
+            return None
         seen = _item_seconds_seen(self.fn)
         if seen is None or not self._warm_pool_waits():
-            return False
-        return self._clearly_parallel(self.total, seen, WARM_START_SECONDS)
+            return None
+        return seen if self._clearly_parallel(self.total, seen, WARM_START_SECONDS) else None
 
-    def _hand_out_at_once(self, early: EarlyDispatch) -> Optional[Handover]:
+    def _hand_out_at_once(self, early: EarlyDispatch, seen: float) -> Optional[Handover]:
         """Give every worker an item now, and go parallel if no worker answers within
-        a quarter of the item time fn's last probe measured (at least ROUND_TRIP_SECONDS;
-        a quarter, as that probe shared the CPUs with busy workers and may read high).
+        a quarter of *seen*, the item time fn's last probe measured (at least
+        ROUND_TRIP_SECONDS; a quarter, as that probe shared the CPUs with busy workers
+        and may read high).
 
         Then the items cost about what they did, and a probe in the caller would only
         take a CPU from a worker. An early answer means cheaper items: None, and the
@@ -436,8 +439,7 @@ class Call:
         early.hand_out_now(0)
         if early.error is not None:
             raise early.error
-        seen = _item_seconds_seen(self.fn)
-        if early.session is None or not early.submitted or seen is None:
+        if early.session is None or not early.submitted:
             return None
         session = cast("ProcessSession", early.session)  # work goes out early only there
         patience = max(ROUND_TRIP_SECONDS, seen / 4)
