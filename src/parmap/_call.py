@@ -436,7 +436,7 @@ class Call:
         take a CPU from a worker. An early answer means cheaper items: None, and the
         caller probes the next items beside the workers.
         """
-        early.hand_out_now(0)
+        early.hand_out_now()
         if early.error is not None:
             raise early.error
         if early.session is None or not early.submitted:

@@ -66,11 +66,12 @@ class EarlyDispatch:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
 
-    def hand_out_now(self, next_index: int) -> None:
-        """Give every worker an item now: the call is expected to go parallel."""
-        self.next_index = next_index
+    def hand_out_now(self) -> None:
+        """Give every worker one of the first items now: the call is expected to go
+        parallel. One each, not one less: the caller times an item beside them only if
+        they answer early (cheap items), and then for only a millisecond."""
         self.immediate = True
-        self._limit += 1  # the caller's probe runs alongside for only a millisecond
+        self._limit += 1
         self._hand_out()
 
     def _on_alarm(self, signum: int, frame: Optional[FrameType]) -> None:
