@@ -26,6 +26,7 @@ import os
 import pickle
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -166,11 +167,16 @@ def measure(
 
 
 class Watch(threading.Thread):
-    """Samples the RSS of a process tree every 20 ms; stops it past the limits."""
+    """Samples the RSS of a process tree every 20 ms; stops it past the limits.
+
+    The sampling runs beside the measurement, on a CPU the contenders want: on Linux it
+    reads /proc directly (about 0.1 ms a sample), as psutil's tree walk reads every
+    process on the machine (about 0.8 ms, 4 % of a CPU at this rate).
+    """
 
     def __init__(self, pid: int, memory_limit_mb: float, time_limit: float) -> None:
         super().__init__(daemon=True)
-        self.root = psutil.Process(pid)
+        self.tree = ProcTree(pid) if ProcTree.works(pid) else PsutilTree(pid)
         self.memory_limit = memory_limit_mb
         self.deadline = time.monotonic() + time_limit
         self.time_limit = time_limit
@@ -180,27 +186,70 @@ class Watch(threading.Thread):
 
     def run(self) -> None:
         while not self.done.wait(0.02):
-            try:
-                tree = [self.root, *self.root.children(recursive=True)]
-                rss = sum(process.memory_info().rss for process in tree)
-            except psutil.Error:
+            sample = self.tree.sample()
+            if sample is None:
                 continue  # a process ended between the listing and the reading
+            pids, rss = sample
             self.peak_mb = max(self.peak_mb, rss / 2**20)
             if self.peak_mb > self.memory_limit:
-                self.kill(tree, f"stopped: over {self.memory_limit:.0f} MB")
+                self.kill(pids, f"stopped: over {self.memory_limit:.0f} MB")
             elif time.monotonic() > self.deadline:
-                self.kill(tree, f"stopped: over {self.time_limit:.0f} s")
+                self.kill(pids, f"stopped: over {self.time_limit:.0f} s")
 
-    def kill(self, tree: list[psutil.Process], why: str) -> None:
+    def kill(self, pids: list[int], why: str) -> None:
         self.stopped = why
-        for process in tree:
-            with contextlib.suppress(psutil.Error):
-                process.kill()
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, getattr(signal, "SIGKILL", signal.SIGTERM))
         self.done.set()
 
     def stop(self) -> None:
         self.done.set()
         self.join()
+
+
+class ProcTree:
+    """A process and its descendants, from /proc/PID/task/TID/children (Linux)."""
+
+    PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+    def __init__(self, root: int) -> None:
+        self.root = root
+
+    @staticmethod
+    def works(pid: int) -> bool:
+        return os.path.exists(f"/proc/{pid}/task/{pid}/children")
+
+    def sample(self) -> Optional[tuple[list[int], int]]:
+        """The pids of the tree and their total resident memory in bytes."""
+        pids, rss, stack = [], 0, [self.root]
+        while stack:
+            pid = stack.pop()
+            try:  # a process may end between the listing and the reading
+                with open(f"/proc/{pid}/statm") as statm:
+                    rss += int(statm.read().split()[1]) * self.PAGE
+                for thread in os.listdir(f"/proc/{pid}/task"):
+                    with open(f"/proc/{pid}/task/{thread}/children") as children:
+                        stack.extend(int(child) for child in children.read().split())
+            except (OSError, ValueError, IndexError):
+                continue
+            pids.append(pid)
+        return pids, rss
+
+
+class PsutilTree:
+    """The same through psutil, wherever /proc has no children lists."""
+
+    def __init__(self, root: int) -> None:
+        self.root = psutil.Process(root)
+
+    def sample(self) -> Optional[tuple[list[int], int]]:
+        try:
+            tree = [self.root, *self.root.children(recursive=True)]
+            rss = sum(process.memory_info().rss for process in tree)
+        except psutil.Error:
+            return None
+        return [process.pid for process in tree], rss
 
 
 # -- reporting -------------------------------------------------------------------------
