@@ -1,0 +1,141 @@
+"""How far the speed of the same CPU-bound item differs between the workers of two pools,
+when neither pool does anything during the item.
+
+    python benchmarks/layout_luck.py                 # about 90 seconds on 2 CPUs
+    python benchmarks/layout_luck.py --rounds 5 --scale 0.5
+
+Runs 20 items through ``ProcessPoolExecutor`` and through parmap (warm), each measurement
+in a fresh interpreter, in shuffled order, and reports the CPU time one item takes inside
+a worker (the thread's own CPU time, so waiting and scheduling do not count). The work:
+the origin example's ``cpu_bound`` (pure Python that makes and drops ints), a C loop that
+does the same (``sum(range(...))``) and one that allocates nothing (``zlib.crc32``). For
+``cpu_bound`` also: each worker first allocates and keeps a few small ints (which moves
+where the hot loop's objects land in pymalloc's pools), and the whole run under
+``PYTHONMALLOC=malloc``.
+
+docs/performance.md ("How to read this run") gives the figures: where items allocate, the
+two pools' workers differ by a few per cent either way from variant to variant and run to
+run; where nothing is allocated they agree to 0.1 %.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+from typing import Any, NamedTuple
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from workloads import CONTENDERS, cpu_bound, origin_items  # noqa: E402
+
+CONTENDER_NAMES = ("PPE (default)", "parmap")
+WORKS = ("cpu_bound", "sum_range", "crc32")
+PADDINGS = (0, 37, 111, 250)
+_kept: list[list[int]] = []
+MEGABYTE = bytes(range(256)) * 4096
+
+
+def timed_item(number: int) -> tuple[int, float]:
+    """Runs one item of LAYOUT_WORK; returns the pid and the CPU seconds it took."""
+    if not _kept:  # first item in this process: keep LAYOUT_PADDING ints alive for good
+        padding = int(os.environ.get("LAYOUT_PADDING", "0"))
+        _kept.append([10**6 + i for i in range(padding)])
+    work = os.environ.get("LAYOUT_WORK", "cpu_bound")
+    began = time.thread_time()
+    if work == "cpu_bound":
+        cpu_bound(number)
+    elif work == "sum_range":  # C code that makes and drops an int per step
+        for _ in range(max(1, number // 2_500_000)):
+            sum(range(2_000_000))
+    else:  # crc32: C code that allocates nothing
+        for _ in range(number // 5_000):
+            zlib.crc32(MEGABYTE)
+    return os.getpid(), time.thread_time() - began
+
+
+def child(contender_name: str, scale: float) -> None:
+    """One measurement (run in a fresh interpreter); prints JSON."""
+    contender = CONTENDERS[contender_name](2)
+    try:
+        items = origin_items(scale)
+        began = time.perf_counter()
+        results = contender.map(timed_item, items)
+        wall = time.perf_counter() - began
+    finally:
+        contender.close()
+    # Workers only: parmap times its first item in the caller.
+    in_workers = [seconds for pid, seconds in results if pid != os.getpid()]
+    print(json.dumps({"wall": wall, "item_cpu": in_workers}))
+
+
+class Variant(NamedTuple):
+    contender: str
+    work: str  # cpu_bound (the origin example's), sum_range or crc32
+    padding: int  # small ints each worker allocates and keeps before its first item
+    system_malloc: bool  # PYTHONMALLOC=malloc: no pymalloc pools
+
+
+def variants() -> list[Variant]:
+    chosen = []
+    for contender in CONTENDER_NAMES:
+        chosen += [Variant(contender, work, 0, False) for work in WORKS]
+        chosen += [Variant(contender, "cpu_bound", k, False) for k in PADDINGS if k]
+        chosen.append(Variant(contender, "cpu_bound", 0, True))
+    return chosen
+
+
+def measure(variant: Variant, scale: float) -> dict[str, Any]:
+    env = dict(os.environ, LAYOUT_PADDING=str(variant.padding), LAYOUT_WORK=variant.work)
+    if variant.system_malloc:
+        env["PYTHONMALLOC"] = "malloc"
+    code = f"import layout_luck; layout_luck.child({variant.contender!r}, {scale!r})"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=HERE,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply each item's work")
+    args = parser.parse_args()
+    chosen = variants()
+    runs: dict[Variant, list[dict[str, Any]]] = {v: [] for v in chosen}
+    for round_ in range(args.rounds):
+        order = list(chosen)
+        random.Random(round_).shuffle(order)
+        for variant in order:
+            runs[variant].append(measure(variant, args.scale))
+    print(f"{args.rounds} rounds, scale {args.scale}, Python {sys.version.split()[0]}\n")
+    print("| work | contender | allocator | ints kept | CPU ms per item | median wall s |")
+    print("|---|---|---|---:|---:|---:|")
+    for variant in sorted(chosen, key=lambda v: (v.work, v.system_malloc, v.padding)):
+        measured = runs[variant]
+        per_item = statistics.mean(c for run in measured for c in run["item_cpu"])
+        wall = statistics.median(run["wall"] for run in measured)
+        allocator = "malloc" if variant.system_malloc else "pymalloc"
+        print(
+            f"| {variant.work} | {variant.contender} | {allocator} | {variant.padding} "
+            f"| {per_item * 1000:.1f} | {wall:.3f} |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
