@@ -1,21 +1,20 @@
 """How far the speed of the same CPU-bound item differs between the workers of two pools,
 when neither pool does anything during the item.
 
-    python benchmarks/layout_luck.py                 # about 90 seconds on 2 CPUs
+    python benchmarks/layout_luck.py                 # about 2 minutes on 2 CPUs
     python benchmarks/layout_luck.py --rounds 5 --scale 0.5
 
 Runs 20 items through ``ProcessPoolExecutor`` and through parmap (warm), each measurement
 in a fresh interpreter, in shuffled order, and reports the CPU time one item takes inside
-a worker (the thread's own CPU time, so waiting and scheduling do not count). The work:
-the origin example's ``cpu_bound`` (pure Python that makes and drops ints), a C loop that
-does the same (``sum(range(...))``) and one that allocates nothing (``zlib.crc32``). For
-``cpu_bound`` also: each worker first allocates and keeps a few small ints (which moves
-where the hot loop's objects land in pymalloc's pools), and the whole run under
-``PYTHONMALLOC=malloc``.
+a worker (the thread's own CPU time, so waiting and scheduling do not count). Seven kinds
+of work (``WORKS``): the origin example's ``cpu_bound``, other pure-Python loops, C loops
+that make and drop objects, and ``zlib.crc32``. For ``cpu_bound`` also: each worker first
+allocates and keeps 111 small ints (which moves where the hot loop's objects land in
+pymalloc's pools), and the whole run under ``PYTHONMALLOC=malloc``.
 
-docs/performance.md ("How to read this run") gives the figures: where items allocate, the
-two pools' workers differ by a few per cent either way from variant to variant and run to
-run; where nothing is allocated they agree to 0.1 %.
+docs/performance.md ("Same item, different workers") shows a run: the two pools' workers
+differ by a few per cent either way, with a sign that changes with the work, with a few
+objects more or less in the worker's heap, and from run to run.
 """
 
 from __future__ import annotations
@@ -30,7 +29,7 @@ import sys
 import time
 import zlib
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -38,10 +37,52 @@ sys.path.insert(0, str(HERE))
 from workloads import CONTENDERS, cpu_bound, origin_items  # noqa: E402
 
 CONTENDER_NAMES = ("PPE (default)", "parmap")
-WORKS = ("cpu_bound", "sum_range", "crc32")
-PADDINGS = (0, 37, 111, 250)
+PADDINGS = (0, 111)
 _kept: list[list[int]] = []
 MEGABYTE = bytes(range(256)) * 4096
+
+
+def float_loop(number: int) -> float:
+    total = 0.0
+    for i in range(number // 2):
+        total += i * 0.5
+    return total
+
+
+def dict_churn(number: int) -> int:
+    table: dict[int, int] = {}
+    for i in range(number // 2):
+        table[i & 4095] = i
+    return len(table)
+
+
+def str_join(number: int) -> int:
+    return len("".join([str(i) for i in range(number // 10)]))
+
+
+def shuffle_sort(number: int) -> int:
+    values = list(range(number // 20))
+    random.Random(number).shuffle(values)
+    return sorted(values)[-1]
+
+
+def sum_range(number: int) -> int:  # C code that makes and drops an int per step
+    return sum(sum(range(2_000_000)) for _ in range(max(1, number // 500_000)))
+
+
+def crc32(number: int) -> int:  # C code that allocates nothing
+    return sum(zlib.crc32(MEGABYTE) for _ in range(max(1, number // 5_000)))
+
+
+WORKS: dict[str, Callable[[int], object]] = {
+    "cpu_bound": cpu_bound,
+    "float_loop": float_loop,
+    "dict_churn": dict_churn,
+    "str_join": str_join,
+    "shuffle_sort": shuffle_sort,
+    "sum_range": sum_range,
+    "crc32": crc32,
+}
 
 
 def timed_item(number: int) -> tuple[int, float]:
@@ -49,16 +90,9 @@ def timed_item(number: int) -> tuple[int, float]:
     if not _kept:  # first item in this process: keep LAYOUT_PADDING ints alive for good
         padding = int(os.environ.get("LAYOUT_PADDING", "0"))
         _kept.append([10**6 + i for i in range(padding)])
-    work = os.environ.get("LAYOUT_WORK", "cpu_bound")
+    work = WORKS[os.environ.get("LAYOUT_WORK", "cpu_bound")]
     began = time.thread_time()
-    if work == "cpu_bound":
-        cpu_bound(number)
-    elif work == "sum_range":  # C code that makes and drops an int per step
-        for _ in range(max(1, number // 2_500_000)):
-            sum(range(2_000_000))
-    else:  # crc32: C code that allocates nothing
-        for _ in range(number // 5_000):
-            zlib.crc32(MEGABYTE)
+    work(number)
     return os.getpid(), time.thread_time() - began
 
 
@@ -79,7 +113,7 @@ def child(contender_name: str, scale: float) -> None:
 
 class Variant(NamedTuple):
     contender: str
-    work: str  # cpu_bound (the origin example's), sum_range or crc32
+    work: str  # a name in WORKS
     padding: int  # small ints each worker allocates and keeps before its first item
     system_malloc: bool  # PYTHONMALLOC=malloc: no pymalloc pools
 
