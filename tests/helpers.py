@@ -30,6 +30,16 @@ def pid_of(_: object) -> int:
     return os.getpid()
 
 
+def resident_mb(_: object) -> tuple[float, float]:
+    """This process's resident memory now and at its peak so far, in MB (Linux)."""
+    import resource
+
+    with open("/proc/self/statm") as statm:
+        now = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return now / 2**20, peak_kb / 2**10
+
+
 def fail_at(x: int, bad: int = 7) -> int:
     if x == bad:
         raise ValueError(f"bad item {x}")

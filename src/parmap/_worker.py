@@ -122,16 +122,24 @@ def process_main(conn: Any, inherited: Sequence[Any], setup: WorkerSetup) -> Non
         except Exception as exc:
             _send(conn, ("failed", -1, _load_error("the items of a chunk", exc)))
             continue
+        del data  # unpickled: a chunk of large items must not be held twice while fn runs
         if message[0] == "stop":
             return
-        _, start, items, report_every = message
-        if fn is None:
-            _send(conn, ("failed", start, fn_error))
-            continue
-        report = None
-        if report_every is not None:
-            report = ProgressReport(conn, start, report_every)
-        _send(conn, _answer(fn, start, items, report))
+        _answer_chunk(conn, fn, fn_error, message)
+        del message  # nor kept while waiting: the next chunk may be as large
+
+
+def _answer_chunk(
+    conn: Any, fn: Callable[[Any], Any] | None, fn_error: str, message: tuple[Any, ...]
+) -> None:
+    _, start, items, report_every = message
+    if fn is None:
+        _send(conn, ("failed", start, fn_error))
+        return
+    report = None
+    if report_every is not None:
+        report = ProgressReport(conn, start, report_every)
+    _send(conn, _answer(fn, start, items, report))
 
 
 def _load_fn(payload: bytes) -> tuple[Callable[[Any], Any] | None, str]:

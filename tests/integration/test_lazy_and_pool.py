@@ -21,6 +21,7 @@ from helpers import (
     nested_map,
     pid_of,
     read_state,
+    resident_mb,
     set_state,
     spin,
     square,
@@ -71,6 +72,21 @@ def test_warm_pool_is_reused_between_calls() -> None:
     first = set(parallel_map(pid_of, range(20), 2, 1, serial_fallback=False))
     second = set(parallel_map(pid_of, range(20), 2, 1, serial_fallback=False))
     assert first == second
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="reads /proc (Linux)")
+def test_a_worker_holds_a_chunk_of_large_items_once() -> None:
+    """While fn runs, a worker holds the chunk's items but no longer the bytes they came
+    in, and it lets go of them before the next chunk arrives: its peak stays at one
+    chunk unpickling (bytes and items) however many chunks it runs."""
+    item_mb, per_chunk = 20, 2
+    chunk_mb = item_mb * per_chunk
+    idle = max(now for now, _ in parallel_map(resident_mb, [b""] * 2, 2, 1, serial_fallback=False))
+    items = [bytes(item_mb * 2**20) for _ in range(4 * per_chunk)]  # two chunks per worker
+    measured = parallel_map(resident_mb, items, 2, per_chunk, serial_fallback=False)
+    for now, peak in measured:
+        assert now < idle + 1.5 * chunk_mb, "the chunk's bytes stayed in memory beside its items"
+        assert peak < idle + 2.5 * chunk_mb, "the last chunk's items were kept while the next came"
 
 
 def test_shutdown_stops_the_warm_pool() -> None:
