@@ -3,6 +3,7 @@ when neither pool does anything during the item.
 
     python benchmarks/layout_luck.py                 # about 2 minutes on 2 CPUs
     python benchmarks/layout_luck.py --rounds 5 --scale 0.5
+    python benchmarks/layout_luck.py --free-order    # one process, a few seconds
 
 Runs 20 items through ``ProcessPoolExecutor`` and through parmap (warm), each measurement
 in a fresh interpreter, in shuffled order, and reports the CPU time one item takes inside
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pickle
 import random
 import statistics
 import subprocess
@@ -111,6 +113,30 @@ def child(contender_name: str, scale: float) -> None:
     print(json.dumps({"wall": wall, "item_cpu": in_workers}))
 
 
+def free_order(rounds: int = 30) -> tuple[float, float]:
+    """Median CPU seconds of ``sum(range(2_000_000))`` run the way a worker runs fn: with a
+    chunk message of five ints just unpickled, and the previous chunk's message and items
+    freed after it (parmap's worker loop before the fix) or before it (now)."""
+    payload = pickle.dumps(("chunk", 0, [5_000_000 + i for i in range(5)], None), 5)
+    freed_after, freed_first = [], []
+    held: dict[str, Any] = {}  # the worker loop's locals: the message and its items
+    for _ in range(rounds):
+        held["message"] = pickle.loads(payload)
+        held["items"] = held["message"][2]  # the previous items are freed here, last
+        freed_after.append(_loop_seconds())
+        held.clear()
+        held["message"] = pickle.loads(payload)
+        held["items"] = held["message"][2]
+        freed_first.append(_loop_seconds())
+    return statistics.median(freed_after), statistics.median(freed_first)
+
+
+def _loop_seconds() -> float:
+    began = time.thread_time()
+    sum(range(2_000_000))
+    return time.thread_time() - began
+
+
 class Variant(NamedTuple):
     contender: str
     work: str  # a name in WORKS
@@ -148,7 +174,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--scale", type=float, default=1.0, help="multiply each item's work")
+    parser.add_argument(
+        "--free-order",
+        action="store_true",
+        help="only time a loop after the previous chunk message is freed late or first",
+    )
     args = parser.parse_args()
+    if args.free_order:
+        after, first = free_order()
+        print(f"freed after the next was unpickled: {after * 1000:.2f} ms")
+        print(f"freed first: {first * 1000:.2f} ms ({after / first:.3f}x)")
+        return 0
     chosen = variants()
     runs: dict[Variant, list[dict[str, Any]]] = {v: [] for v in chosen}
     for round_ in range(args.rounds):
