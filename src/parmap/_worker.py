@@ -132,6 +132,7 @@ def process_main(conn: Any, inherited: Sequence[Any], setup: WorkerSetup) -> Non
 def _answer_chunk(
     conn: Any, fn: Callable[[Any], Any] | None, fn_error: str, message: tuple[Any, ...]
 ) -> None:
+    """Run the chunk of a ``("chunk", start, items, report_every)`` message; send the answer."""
     _, start, items, report_every = message
     if fn is None:
         _send(conn, ("failed", start, fn_error))
