@@ -127,14 +127,14 @@ def compare(names: list[str], workers: int, args: argparse.Namespace) -> dict[st
         for round_ in range(args.repeat):
             shift = round_ % len(contenders)
             for contender in contenders[shift:] + contenders[:shift]:
-                stopped = [r for r in runs[contender] if "stopped" in r]
-                if stopped:  # it has no median any more: running it again only costs time
-                    run = dict(stopped[0], rerun=False)
+                stopped = next((r for r in runs[contender] if "stopped" in r), None)
+                if stopped is not None:  # no median any more: running it again only costs time
+                    run = dict(stopped, not_rerun=True)
                 else:
                     run = measure(name, contender, expected, workers, args)
                 runs[contender].append(run)
                 shown = run.get("stopped") or " / ".join(f"{s:.4f}" for s in run["seconds"])
-                if "rerun" in run:
+                if run.get("not_rerun"):
                     shown += " (in an earlier round; not run again)"
                 print(
                     f"{name:<13} {contender:<26} {shown}  peak {run['peak_mb']:.0f} MB", flush=True
