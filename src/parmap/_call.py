@@ -80,14 +80,22 @@ ENDLESS = 10**12
 #: Seconds that warm workers would have saved the calls that ran in the caller because
 #: starting workers did not pay for any one of them (see _cold_start_pays_over_calls).
 _missed_savings = 0.0
-#: The time per item each fn took in its last probe: a call with a warm pool hands out
-#: work at once when it says the call will go parallel (the probe still checks).
+#: The time per item each fn took in its last probe, if that probe sent the rest to
+#: workers: a call with a warm pool hands out work at once when it says the call will
+#: go parallel (the probe still checks). Not kept for a fn whose last call stayed in
+#: the caller: its items were cheap next to sending them (a million trivial items),
+#: and handing two of them out would cost a round trip and a copy of the results.
 _seconds_per_item: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
 
 
 def _remember_item_seconds(fn: Callable[[Any], Any], seconds: float) -> None:
     with contextlib.suppress(TypeError):  # no weak references to it: not remembered
         _seconds_per_item[fn] = seconds
+
+
+def _forget_item_seconds(fn: Callable[[Any], Any]) -> None:
+    with contextlib.suppress(TypeError):
+        _seconds_per_item.pop(fn, None)
 
 
 def _item_seconds_seen(fn: Callable[[Any], Any]) -> Optional[float]:
@@ -471,8 +479,14 @@ class Call:
                 found.item_seconds(),
                 ready=(early.next_index, found.results),
             )
-        yield self._collect_early(early)
-        yield found.results
+        results = self._collect_early(early)
+        results.extend(found.results)
+        if not found.exhausted and self._can_finish_in_one_go():
+            # One list, as fast as map: parallel_map would copy a second one onto it.
+            extend_serially(results, self.fn, self.items, next_index - len(results))
+            yield results
+            return None
+        yield results
         if not found.exhausted:
             yield from self._run_serially(next_index)
         return None
@@ -531,7 +545,6 @@ class Call:
                 gil_seconds=gil_seconds,
             )
 
-        _remember_item_seconds(self.fn, found.item_seconds())
         # Unknown length: assume as much again is coming as has been seen so far.
         remaining = done if self.total is None else self.total - done
         if pays_off(remaining):
@@ -542,6 +555,10 @@ class Call:
             verdict = "parallel"
         else:
             verdict = "serial"
+        if verdict == "parallel":
+            _remember_item_seconds(self.fn, found.item_seconds())
+        elif verdict == "serial":
+            _forget_item_seconds(self.fn)
         debug(
             "probe: %d item(s) in %.2f ms (%.3g s each, %.3g s to send); %s left: %s",
             len(found.results),

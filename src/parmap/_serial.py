@@ -20,7 +20,7 @@ from ._scheduler import Deadline
 
 #: Items pickled to estimate what sending one item and its result costs ...
 TRANSFER_SAMPLE = 64
-#: ... stopping early once the sample has taken this long.
+#: ... stopping early where one more would take the sample past this long.
 TRANSFER_SAMPLE_SECONDS = 0.000_5
 #: Moving a pickled byte through a pipe to a worker process (or back), on top of
 #: pickling it: 0.6 ms per MB on Linux (benchmarks/payload_transfer.py).
@@ -172,15 +172,23 @@ def transfer_seconds(items: list[Any], results: list[Any]) -> float:
     count = size = 0
     began = time.perf_counter()
     try:
-        small = len(pickle.dumps(items[:1], protocol)) < SMALL_ITEM_BYTES
+        # The first item's pickle says which kind of sample to take; a large one is
+        # also the sample's first pickle (a megabyte costs 0.2 ms to pickle again).
+        head: Optional[bytes] = pickle.dumps(items[:1], protocol)
+        small = len(head or b"") < SMALL_ITEM_BYTES
         step = max(1, sampled) if small else 1
+        if small:
+            head = None
         for first in range(0, sampled, step):
             for values in (items[first : first + step], results[first : first + step]):
-                data = pickle.dumps(values, protocol)
+                data = head if head is not None else pickle.dumps(values, protocol)
+                head = None
                 pickle.loads(data)
                 size += len(data)
             count += step
-            if time.perf_counter() - began > TRANSFER_SAMPLE_SECONDS:
+            # Stop before a pair that would end past the limit, not after it.
+            elapsed = time.perf_counter() - began
+            if elapsed * (count + step) / count > TRANSFER_SAMPLE_SECONDS:
                 break
     except Exception:
         return 0.0

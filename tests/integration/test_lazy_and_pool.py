@@ -264,6 +264,17 @@ def test_work_handed_out_early_comes_back_when_the_rest_runs_in_the_caller() -> 
     assert set(pids[1:3]) - {os.getpid()}, "the first items were handed out at once"
 
 
+def test_a_call_that_stayed_in_the_caller_hands_nothing_out_next_time() -> None:
+    """fn's last call found its items too cheap to send, so the next call, as cheap,
+    hands out nothing: an item sent at once would cost a round trip, and its result
+    would split the list into pieces to copy together (1M items: 3 % of the call)."""
+    parallel_map(square, range(4), 2, serial_fallback=False)  # the pool is warm
+    assert set(parallel_map(_busy_then_pid, [1000 + x for x in range(200)], 2)) - {os.getpid()}
+    cheap = [0] * 400_000  # ~30 ms per worker: enough to hand out, were fn's cost remembered
+    parallel_map(_busy_then_pid, cheap, 2)  # costly last time: two items go out at once
+    assert set(parallel_map(_busy_then_pid, cheap, 2)) == {os.getpid()}
+
+
 def _five_ms_then_pid(_: int) -> int:
     busy_for(0.005)
     return os.getpid()
