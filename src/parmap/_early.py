@@ -39,7 +39,6 @@ from typing import Any, Callable, Iterator, Optional
 
 from ._backends import Chunk, Session
 
-
 #: The shortest timer set around the first item: a tick of a 250 Hz kernel.
 MIN_ALARM_SECONDS = 0.004
 
