@@ -174,11 +174,10 @@ def transfer_seconds(items: list[Any], results: list[Any]) -> float:
     try:
         # The first item's pickle says which kind of sample to take; a large one is
         # also the sample's first pickle (a megabyte costs 0.2 ms to pickle again).
-        head: Optional[bytes] = pickle.dumps(items[:1], protocol)
-        small = len(head or b"") < SMALL_ITEM_BYTES
+        first_pickle = pickle.dumps(items[:1], protocol)
+        small = len(first_pickle) < SMALL_ITEM_BYTES
         step = max(1, sampled) if small else 1
-        if small:
-            head = None
+        head: Optional[bytes] = None if small else first_pickle
         for first in range(0, sampled, step):
             for values in (items[first : first + step], results[first : first + step]):
                 data = head if head is not None else pickle.dumps(values, protocol)
