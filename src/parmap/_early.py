@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
+import time
 from itertools import islice
 from types import FrameType
 from typing import Any, Callable, Iterator, Optional
@@ -61,6 +62,7 @@ class EarlyDispatch:
         self.submitted: list[int] = []
         self.error: Optional[BaseException] = None
         self.immediate = False  # handed out before the first item ran, not on the timer
+        self.alarm_seconds = 0.0  # how long the timer's handler held up the first item
 
     @contextlib.contextmanager
     def armed(self, seconds: float, next_index: int) -> Iterator[None]:
@@ -87,7 +89,9 @@ class EarlyDispatch:
         self._hand_out()
 
     def _on_alarm(self, signum: int, frame: Optional[FrameType]) -> None:
+        began = time.perf_counter()
         self._hand_out()
+        self.alarm_seconds += time.perf_counter() - began
 
     def _hand_out(self) -> None:
         # No logging here: this may run in a signal handler that interrupted a write
