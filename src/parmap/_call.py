@@ -396,9 +396,8 @@ class Call:
             if early.session is not None:
                 # The handler ran inside the first item: its time is not fn's (it took up
                 # to 5 ms, which made a 5 ms item look like 10).
-                item_seconds = max(0.0, found.seconds - early.alarm_seconds) / max(
-                    1, len(found.results)
-                )
+                found = found._replace(seconds=max(0.0, found.seconds - early.alarm_seconds))
+                item_seconds = found.item_seconds()
                 # The next call with this fn hands out work at once instead of leaving
                 # a worker idle while the caller times an item again.
                 _remember_item_seconds(self.fn, item_seconds)
