@@ -76,6 +76,10 @@ LAZY_PROBE_ITEMS = 1024
 _WARM_MODULE = "parmap._backends._warm"
 #: "A stream long enough that start-up costs vanish", for the cost model.
 ENDLESS = 10**12
+#: The verdict when the probe's CPU time is under BUSY_SHARE of its clock time: fn
+#: waited, or the caller lost its CPU meanwhile; a short second probe tells which.
+LOOK_AGAIN = "look again"
+BUSY_SHARE = 0.5
 
 #: Seconds that warm workers would have saved the calls that ran in the caller because
 #: starting workers did not pay for any one of them (see _cold_start_pays_over_calls).
@@ -139,6 +143,7 @@ class Call:
         self._settings: Optional[PoolSettings] = None
         self._fn_bytes: Optional[bytes] = None
         self._release_pool: Callable[[ProcessPool], None] = lambda pool: None
+        self._looked_again = False  # the probe's clock and CPU time disagreed once
 
     def run(self) -> Generator[list[Any], None, None]:
         """Lists of results, in input order (or completion order when not ordered).
@@ -372,7 +377,7 @@ class Call:
     ) -> Generator[list[Any], None, Optional[Handover]]:
         start_seconds = self._start_seconds()
         budget = max(MIN_PROBE_SECONDS, start_seconds)
-        limit = (self.options.buffersize or LAZY_PROBE_ITEMS) if self.lazy else None
+        verdict = ""
         while True:
             first_item: Callable[[], contextlib.AbstractContextManager[None]]
             first_item = contextlib.nullcontext
@@ -381,13 +386,13 @@ class Call:
             found = probe(
                 self.fn,
                 self.items,
-                budget=budget,
+                budget=MIN_PROBE_SECONDS if verdict == LOOK_AGAIN else budget,
                 deadline=self.deadline,
                 on_done=self._on_done(),
                 first_item=first_item,
                 stop=partial(self._probe_can_stop, early, done, start_seconds),
                 start=done,
-                limit=limit,
+                limit=self._probe_limit(),
             )
             if early.error is not None:
                 raise early.error
@@ -424,7 +429,8 @@ class Call:
             if verdict == "serial":
                 yield from self._run_serially(done)
                 return None
-            budget *= 2
+            if verdict != LOOK_AGAIN:
+                budget *= 2
 
     def _remembered_costly_item(self) -> Optional[float]:
         """The item time an earlier call with this fn measured, if it says this call is
@@ -455,9 +461,15 @@ class Call:
         patience = max(ROUND_TRIP_SECONDS, seen / 4)
         if self.deadline is not None:
             patience = min(patience, self.deadline.left())
-        began = time.perf_counter()
+        # Counted from the hand-out: the worker an item wakes may take the caller's CPU
+        # for a scheduler tick (4 ms) as the item is sent, and an answer that came in that
+        # time was not early. One already there when the caller looks only after the end
+        # may have been, though: then the caller times the next items, as for cheap ones.
+        ends = early.handed_out_at + patience
+        looked_late = time.perf_counter() >= ends
+        answered = session.poll(max(0.0, ends - time.perf_counter()))
         # Selectors round short timeouts up to a millisecond: the clock decides.
-        if session.poll(patience) and time.perf_counter() - began < patience:
+        if answered and (looked_late or time.perf_counter() < ends):
             return None
         debug(
             "handed out %d item(s) at once; still running after %.2f ms",
@@ -471,18 +483,25 @@ class Call:
     ) -> Generator[list[Any], None, Optional[Handover]]:
         """Workers took the first items at once and the caller probed the next ones:
         go parallel, or (cheap items after all) collect those items and go on serially."""
-        next_index = early.next_index + len(found.results)
-        if not found.exhausted and self._verdict(found, next_index) == "parallel":
+        ran = found.results
+        next_index = early.next_index + len(ran)
+        verdict = "" if found.exhausted else self._verdict(found, next_index)
+        if verdict == LOOK_AGAIN:
+            found = self._look_again(next_index)
+            ran = ran + found.results
+            next_index += len(found.results)
+            verdict = "" if found.exhausted else self._verdict(found, next_index)
+        if verdict == "parallel":
             debug("handed out %d item(s) at once", len(early.submitted))
             return Handover(
                 early.session,
                 early.submitted,
                 next_index,
                 found.item_seconds(),
-                ready=(early.next_index, found.results),
+                ready=(early.next_index, ran),
             )
         results = self._collect_early(early)
-        results.extend(found.results)
+        results.extend(ran)
         if not found.exhausted and self._can_finish_in_one_go():
             # One list, as fast as map: parallel_map would copy a second one onto it.
             extend_serially(results, self.fn, self.items, next_index - len(results))
@@ -492,6 +511,22 @@ class Call:
         if not found.exhausted:
             yield from self._run_serially(next_index)
         return None
+
+    def _look_again(self, start: int) -> Probe:
+        """A second, short probe from item *start*, for a verdict the first could not settle."""
+        return probe(
+            self.fn,
+            self.items,
+            budget=MIN_PROBE_SECONDS,
+            deadline=self.deadline,
+            on_done=self._on_done(),
+            start=start,
+            limit=self._probe_limit(),
+        )
+
+    def _probe_limit(self) -> Optional[int]:
+        """Most items one probe round reads: a lazy consumer waits for no more."""
+        return (self.options.buffersize or LAZY_PROBE_ITEMS) if self.lazy else None
 
     def _collect_early(self, early: EarlyDispatch) -> list[Any]:
         """The results of the items handed out early, in order, once they are all back."""
@@ -526,7 +561,8 @@ class Call:
         return not self.lazy and self.deadline is None and self.reporter is None
 
     def _verdict(self, found: Probe, done: int) -> str:
-        """ "parallel", "serial" (for the rest of the input) or "probe again" (a stream)."""
+        """ "parallel", "serial" (for the rest of the input), "probe again" (a stream) or
+        LOOK_AGAIN (a short second probe: the first may have lost its CPU)."""
         name = self.backend_name
         per_item = 0.0
         if name != "thread":
@@ -550,7 +586,8 @@ class Call:
         # Unknown length: assume as much again is coming as has been seen so far.
         remaining = done if self.total is None else self.total - done
         if pays_off(remaining):
-            verdict = "parallel"
+            lost = self._lost_the_cpu_maybe(found)
+            verdict = LOOK_AGAIN if lost else "parallel"
         elif self.total is None and pays_off(ENDLESS):
             verdict = "probe again"
         elif self._cold_start_pays_over_calls(found, remaining, costs):
@@ -562,15 +599,35 @@ class Call:
         elif verdict == "serial":
             _forget_item_seconds(self.fn)
         debug(
-            "probe: %d item(s) in %.2f ms (%.3g s each, %.3g s to send); %s left: %s",
+            "probe: %d item(s) in %.2f ms (%.2f ms of CPU; %.3g s each, %.3g s to send); "
+            "%s left: %s",
             len(found.results),
             found.seconds * 1000,
+            found.cpu_seconds * 1000,
             found.item_seconds(),
             costs.per_item,
             "unknown" if self.total is None else remaining,
             verdict,
         )
         return verdict
+
+    def _lost_the_cpu_maybe(self, found: Probe) -> bool:
+        """Whether the probe's CPU time is well short of its clock time, the first time
+        this call finds so: then its verdict "parallel" waits for a second look.
+
+        Either fn waits (I/O, a sleep, a lock), which only the clock sees, or another
+        process took the caller's CPU while the probe ran: a pause of a few ms makes a
+        millisecond of trivial items (or one item) look many times as costly, and the
+        call would hand out work that then runs slower than map. A second look tells
+        the two apart, as a wait comes back and a preemption rarely does. Threads are
+        left out: their cost model counts CPU time already.
+        """
+        if self._looked_again or self.backend_name == "thread":
+            return False
+        if found.cpu_seconds >= BUSY_SHARE * found.seconds:
+            return False
+        self._looked_again = True
+        return True
 
     def _cold_start_pays_over_calls(self, found: Probe, remaining: int, costs: Costs) -> bool:
         """Ski rental across calls: start workers once the time that warm workers would

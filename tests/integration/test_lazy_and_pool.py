@@ -13,6 +13,8 @@ import pytest
 
 import parmap
 from parmap import parallel_imap, parallel_map
+from parmap._backends import Chunk
+from parmap._backends._process import ProcessSession
 
 from helpers import (
     CountingSource,
@@ -163,6 +165,57 @@ def test_million_trivial_items_stay_in_the_caller() -> None:
     assert worker_processes() == []
 
 
+class _SkippingClock:
+    """Stands in for the time module in parmap._serial: the clock jumps while the CPU
+    time does not, as when another process takes the caller's CPU for a while."""
+
+    skipped = 0.0
+    thread_time = staticmethod(time.thread_time)
+
+    def perf_counter(self) -> float:
+        return time.perf_counter() + self.skipped
+
+
+_CLOCK = _SkippingClock()
+
+
+def _pid_losing_the_cpu_at_zero(x: int) -> int:
+    if x == 0:
+        _CLOCK.skipped += 0.005
+    return os.getpid()
+
+
+def test_a_probe_that_lost_its_cpu_looks_again(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The caller lost its CPU for 5 ms during the probe's first item: by the clock, the
+    items cost 5 ms each; by their CPU time, nothing. The call looks again, sees cheap
+    items, and keeps them in the caller instead of handing them out."""
+    monkeypatch.setattr(parmap._serial, "time", _CLOCK)
+    parallel_map(square, range(4), 2, serial_fallback=False)  # warm: a 1 ms probe
+    with caplog.at_level(logging.DEBUG, logger="parmap"):
+        pids = parallel_map(_pid_losing_the_cpu_at_zero, range(200_000), 2)
+    assert set(pids) == {os.getpid()}
+    assert "left: look again" in caplog.text
+
+
+def _wait_then_pid(_: int) -> int:
+    time.sleep(0.000_2)
+    return os.getpid()
+
+
+def test_items_that_wait_go_to_workers_after_one_second_look(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Items that wait (I/O) use little CPU, as a probe that lost its CPU does; the
+    second look sees them wait again, and they go to the workers."""
+    parallel_map(square, range(4), 2, serial_fallback=False)
+    with caplog.at_level(logging.DEBUG, logger="parmap"):
+        pids = parallel_map(_wait_then_pid, range(400), 2)
+    assert set(pids) - {os.getpid()}
+    assert caplog.text.count("left: look again") == 1
+
+
 def test_costly_items_go_to_workers() -> None:
     """Items that take milliseconds each are handed to worker processes."""
     pids = set(parallel_map(_spin_then_pid, range(60), 2))
@@ -300,4 +353,30 @@ def test_costly_again_runs_no_item_in_the_caller(
     assert first[0] == os.getpid(), "the first call times its first item in the caller"
     pids = parallel_map(_five_ms_then_pid, range(40), 2)
     assert len(pids) == 40
+    assert os.getpid() not in pids
+
+
+def _twenty_ms_then_pid(_: int) -> int:
+    busy_for(0.02)
+    return os.getpid()
+
+
+def test_answers_after_the_caller_lost_its_cpu_are_not_early(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The worker woken by the last item handed out may take the caller's CPU for a
+    scheduler tick. The answers that come once the caller is back are not early ones:
+    the wait for them counts from the hand-out, and no item runs in the caller."""
+    monkeypatch.setattr(parmap._call, "_seconds_per_item", weakref.WeakKeyDictionary())
+    parallel_map(square, range(4), 2, serial_fallback=False)
+    parallel_map(_twenty_ms_then_pid, range(10), 2)  # remembers 20 ms: patience 5 ms
+    submit = ProcessSession.submit
+
+    def submit_and_lose_the_cpu(session: ProcessSession, chunk: Chunk) -> None:
+        submit(session, chunk)
+        if chunk.start == 1:  # the last item handed out at once, to the second worker
+            time.sleep(0.0175)  # not a wait for anything: the caller is off its CPU
+
+    monkeypatch.setattr(ProcessSession, "submit", submit_and_lose_the_cpu)
+    pids = parallel_map(_twenty_ms_then_pid, range(10), 2)
     assert os.getpid() not in pids
