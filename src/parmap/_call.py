@@ -461,11 +461,11 @@ class Call:
         patience = max(ROUND_TRIP_SECONDS, seen / 4)
         if self.deadline is not None:
             patience = min(patience, self.deadline.left())
-        # Counted from the hand-out: the worker an item wakes may take the caller's CPU
-        # for a scheduler tick (4 ms) as the item is sent, and an answer that came in that
-        # time was not early. One already there when the caller looks only after the end
-        # may have been, though: then the caller times the next items, as for cheap ones.
-        ends = early.handed_out_at + patience
+        # Counted from the last send: the worker it wakes may take the caller's CPU for a
+        # scheduler tick (4 ms) as the item is sent, and an answer that came in that time
+        # was not early. One already there when the caller looks only after the end may
+        # have been, though: then the caller times the next items, as for cheap ones.
+        ends = early.last_send_at + patience
         looked_late = time.perf_counter() >= ends
         answered = session.poll(max(0.0, ends - time.perf_counter()))
         # Selectors round short timeouts up to a millisecond: the clock decides.

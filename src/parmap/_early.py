@@ -52,7 +52,7 @@ class EarlyDispatch:
         self.error: Optional[BaseException] = None
         self.immediate = False  # handed out before the first item ran, not on the timer
         self.alarm_seconds = 0.0  # how long the timer's handler held up the first item
-        self.handed_out_at = 0.0  # perf_counter() when hand_out_now began to send
+        self.last_send_at = 0.0  # perf_counter() just before the last item was sent
 
     @contextlib.contextmanager
     def armed(self, seconds: float, next_index: int) -> Iterator[None]:
@@ -75,7 +75,6 @@ class EarlyDispatch:
         they answer early (cheap items), and then for only a millisecond."""
         self.immediate = True
         self._limit += 1
-        self.handed_out_at = time.perf_counter()
         self._hand_out()
 
     def _on_alarm(self, signum: int, frame: Optional[FrameType]) -> None:
@@ -96,6 +95,7 @@ class EarlyDispatch:
                 batch = list(islice(self._items, 1))
                 if not batch:
                     break
+                self.last_send_at = time.perf_counter()
                 session.submit(Chunk(self.next_index, batch))
                 self.submitted.append(self.next_index)
                 self.next_index += 1
