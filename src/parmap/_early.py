@@ -14,6 +14,14 @@ and the call goes parallel without timing one in the caller. An early answer mea
 cheaper items: the probe times the next ones in the caller, and if it finds them cheap
 after all, the items handed out are collected and the rest runs in the caller.
 
+The timer never fires sooner than ``MIN_ALARM_SECONDS`` (4 ms), even when a warm pool's
+budget is 1 ms. A timer due before the kernel's next tick (4 ms at 250 Hz) makes the
+kernel reprogram the timer device when it is set and again when it is cancelled; on a
+virtual machine that is a trap to the hypervisor each time: 17 us more per call (52 us
+against 35 us for 8 trivial items, measured on a Firecracker VM). A first item of 1 to
+4 ms then hands out no work while it runs, and the workers start when it ends, at most
+3 ms later, once per call.
+
 A timer signal rather than a helper thread, because forking from a second thread while
 the main one runs user code is unsafe and warns on Python 3.12+; the handler runs in
 the main thread between bytecodes. It is used only in the main thread and only when
@@ -31,6 +39,9 @@ from types import FrameType
 from typing import Any, Callable, Iterator, Optional
 
 from ._backends import Chunk, Session
+
+#: The shortest timer set around the first item: a tick of a 250 Hz kernel.
+MIN_ALARM_SECONDS = 0.004
 
 
 class EarlyDispatch:
@@ -56,13 +67,14 @@ class EarlyDispatch:
 
     @contextlib.contextmanager
     def armed(self, seconds: float, next_index: int) -> Iterator[None]:
-        """Fire after *seconds* unless the block is over by then."""
+        """Fire after *seconds* (at least MIN_ALARM_SECONDS) unless the block is over
+        by then."""
         self.next_index = next_index
         if not _alarm_is_free():
             yield
             return
         previous = signal.signal(signal.SIGALRM, self._on_alarm)
-        signal.setitimer(signal.ITIMER_REAL, seconds)
+        signal.setitimer(signal.ITIMER_REAL, max(seconds, MIN_ALARM_SECONDS))
         try:
             yield
         finally:

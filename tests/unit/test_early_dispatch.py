@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from parmap._early import EarlyDispatch
+from parmap._early import MIN_ALARM_SECONDS, EarlyDispatch
 
 
 def _never_called() -> Any:
@@ -15,12 +15,14 @@ def _never_called() -> Any:
 
 
 @pytest.mark.parametrize("requested", [0.001, 0.02])
-def test_the_timer_is_one_shot_and_put_back(requested: float) -> None:
-    """The timer is set for the budget, once, and leaves SIGALRM as it found it."""
+def test_the_timer_is_at_least_a_kernel_tick(requested: float) -> None:
+    """A warm pool's 1 ms budget still sets a 4 ms timer: one due before the next tick
+    costs a reprogrammed timer device twice, 17 us a call on a virtual machine."""
     early = EarlyDispatch(_never_called, iter([]), 1)
     with early.armed(requested, 1):
         remaining, interval = signal.getitimer(signal.ITIMER_REAL)
-    assert requested * 0.5 < remaining <= requested
+    assert max(requested, MIN_ALARM_SECONDS) * 0.9 < remaining <= max(requested, MIN_ALARM_SECONDS)
     assert interval == 0.0, "one shot"
+    assert MIN_ALARM_SECONDS >= 0.004
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0), "cancelled after the block"
     assert signal.getsignal(signal.SIGALRM) == signal.SIG_DFL, "the handler is put back"
