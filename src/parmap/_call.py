@@ -379,21 +379,24 @@ class Call:
         budget = max(MIN_PROBE_SECONDS, start_seconds)
         verdict = ""
         while True:
-            first_item: Callable[[], contextlib.AbstractContextManager[None]]
-            first_item = contextlib.nullcontext
-            if self.options.backend == "process" and done == 0 and self.total != 1:
-                first_item = partial(early.armed, budget, 1)
-            found = probe(
-                self.fn,
-                self.items,
-                budget=MIN_PROBE_SECONDS if verdict == LOOK_AGAIN else budget,
-                deadline=self.deadline,
-                on_done=self._on_done(),
-                first_item=first_item,
-                stop=partial(self._probe_can_stop, early, done, start_seconds),
-                start=done,
-                limit=self._probe_limit(),
-            )
+            if verdict == LOOK_AGAIN:
+                found = self._look_again(early, done)
+            else:
+                first_item: Callable[[], contextlib.AbstractContextManager[None]]
+                first_item = contextlib.nullcontext
+                if self.options.backend == "process" and done == 0 and self.total != 1:
+                    first_item = partial(early.armed, budget, 1)
+                found = probe(
+                    self.fn,
+                    self.items,
+                    budget=budget,
+                    deadline=self.deadline,
+                    on_done=self._on_done(),
+                    first_item=first_item,
+                    stop=partial(self._probe_can_stop, early, done, start_seconds),
+                    start=done,
+                    limit=self._probe_limit(),
+                )
             if early.error is not None:
                 raise early.error
             if early.immediate:
@@ -487,7 +490,7 @@ class Call:
         next_index = early.next_index + len(ran)
         verdict = "" if found.exhausted else self._verdict(found, next_index)
         if verdict == LOOK_AGAIN:
-            found = self._look_again(next_index)
+            found = self._look_again(early, next_index)
             ran = ran + found.results
             next_index += len(found.results)
             verdict = "" if found.exhausted else self._verdict(found, next_index)
@@ -512,14 +515,17 @@ class Call:
             yield from self._run_serially(next_index)
         return None
 
-    def _look_again(self, start: int) -> Probe:
-        """A second, short probe from item *start*, for a verdict the first could not settle."""
+    def _look_again(self, early: EarlyDispatch, start: int) -> Probe:
+        """A second, short probe from item *start*, for a verdict the first could not
+        settle (LOOK_AGAIN); once per call."""
+        self._looked_again = True
         return probe(
             self.fn,
             self.items,
             budget=MIN_PROBE_SECONDS,
             deadline=self.deadline,
             on_done=self._on_done(),
+            stop=partial(self._probe_can_stop, early, start, self._start_seconds()),
             start=start,
             limit=self._probe_limit(),
         )
@@ -586,8 +592,7 @@ class Call:
         # Unknown length: assume as much again is coming as has been seen so far.
         remaining = done if self.total is None else self.total - done
         if pays_off(remaining):
-            lost = self._lost_the_cpu_maybe(found)
-            verdict = LOOK_AGAIN if lost else "parallel"
+            verdict = LOOK_AGAIN if self._may_have_lost_the_cpu(found) else "parallel"
         elif self.total is None and pays_off(ENDLESS):
             verdict = "probe again"
         elif self._cold_start_pays_over_calls(found, remaining, costs):
@@ -611,9 +616,9 @@ class Call:
         )
         return verdict
 
-    def _lost_the_cpu_maybe(self, found: Probe) -> bool:
-        """Whether the probe's CPU time is well short of its clock time, the first time
-        this call finds so: then its verdict "parallel" waits for a second look.
+    def _may_have_lost_the_cpu(self, found: Probe) -> bool:
+        """Whether the probe's CPU time is well short of its clock time and this call
+        has not looked again yet: then its verdict "parallel" waits for a second look.
 
         Either fn waits (I/O, a sleep, a lock), which only the clock sees, or another
         process took the caller's CPU while the probe ran: a pause of a few ms makes a
@@ -624,10 +629,7 @@ class Call:
         """
         if self._looked_again or self.backend_name == "thread":
             return False
-        if found.cpu_seconds >= BUSY_SHARE * found.seconds:
-            return False
-        self._looked_again = True
-        return True
+        return found.cpu_seconds < BUSY_SHARE * found.seconds
 
     def _cold_start_pays_over_calls(self, found: Probe, remaining: int, costs: Costs) -> bool:
         """Ski rental across calls: start workers once the time that warm workers would
