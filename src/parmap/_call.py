@@ -143,7 +143,7 @@ class Call:
         self._settings: Optional[PoolSettings] = None
         self._fn_bytes: Optional[bytes] = None
         self._release_pool: Callable[[ProcessPool], None] = lambda pool: None
-        self._looked_again = False  # the probe's clock and CPU time disagreed once
+        self._looked_again = False  # _look_again ran: a call takes one second look
 
     def run(self) -> Generator[list[Any], None, None]:
         """Lists of results, in input order (or completion order when not ordered).

@@ -15,12 +15,9 @@ cheaper items: the probe times the next ones in the caller, and if it finds them
 after all, the items handed out are collected and the rest runs in the caller.
 
 The timer never fires sooner than ``MIN_ALARM_SECONDS`` (4 ms), even when a warm pool's
-budget is 1 ms. A timer due before the kernel's next tick (4 ms at 250 Hz) makes the
-kernel reprogram the timer device when it is set and again when it is cancelled; on a
-virtual machine that is a trap to the hypervisor each time: 17 us more per call (52 us
-against 35 us for 8 trivial items, measured on a Firecracker VM). A first item of 1 to
-4 ms then hands out no work while it runs, and the workers start when it ends, at most
-3 ms later, once per call.
+budget is 1 ms: one due before the kernel's next tick costs two reprogrammings of the
+timer device a call, traps to the hypervisor on a virtual machine (docs/design.md has
+the figures and what the floor costs first items of 1 to 4 ms).
 
 A timer signal rather than a helper thread, because forking from a second thread while
 the main one runs user code is unsafe and warns on Python 3.12+; the handler runs in
