@@ -17,7 +17,8 @@ call, and then as the median over all calls, it reports in milliseconds:
 - *uneven*: how long the first worker to finish waits for the last one;
 - *after*: from the end of the last item until the call returns.
 
-*busy* is the items' cost; the other four are what a schedule controls.
+*busy* is the items' cost; the other four are what a schedule controls. Items that parmap
+times in the caller before it hands work out are left out of every measure but *wall*.
 """
 
 from __future__ import annotations
@@ -54,13 +55,14 @@ def waste(
     """The measures of one call (seconds) from its items' stamps."""
     by_worker: dict[int, list[tuple[float, float]]] = {}
     for pid, began, ended in stamps:
-        by_worker.setdefault(pid, []).append((began, ended))
+        if pid != os.getpid():  # not an item parmap's probe ran in the caller
+            by_worker.setdefault(pid, []).append((began, ended))
     spans = [sorted(items) for items in by_worker.values()]
     ends = sorted(span[-1][1] for span in spans)
     workers = len(spans)
     return {
         "wall": returned - called,
-        "busy": sum(ended - began for _, began, ended in stamps) / workers,
+        "busy": sum(ended - began for span in spans for began, ended in span) / workers,
         "before": max(span[0][0] for span in spans) - called,
         "between": sum(
             later[0] - earlier[1] for span in spans for earlier, later in zip(span, span[1:])

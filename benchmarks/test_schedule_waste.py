@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +27,12 @@ def test_waste_splits_a_call_into_item_time_and_the_gaps_around_it() -> None:
         "after": 0.001,
     }
     assert measures == pytest.approx(expected)
+
+
+def test_items_run_in_the_caller_are_not_a_worker() -> None:
+    stamps = [(1, 0.001, 0.003), (2, 0.002, 0.005)]
+    in_caller = [(os.getpid(), 0.0, 0.001)]  # parmap's probe, before it hands work out
+    assert waste(in_caller + stamps, 0.0, 0.006) == waste(stamps, 0.0, 0.006)
 
 
 @pytest.mark.timeout(120)
