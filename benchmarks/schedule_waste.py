@@ -29,7 +29,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -41,9 +41,14 @@ WORKLOAD_VARIABLE = "SCHEDULE_WASTE_WORKLOAD"
 MEASURES = ("wall", "busy", "before", "between", "uneven", "after")
 
 
+#: The workload's fn, set before any pool starts: workers that fork, or that receive
+#: ``stamped`` by value (loky, parmap), get it with it; the others look it up by name.
+_work: Callable[[Any], Any] | None = None
+
+
 def stamped(item: Any) -> tuple[int, float, float]:
     """Runs the workload's fn on *item*; returns the pid and when the item began and ended."""
-    fn = WORKLOADS[os.environ[WORKLOAD_VARIABLE]].fn
+    fn = _work if _work is not None else WORKLOADS[os.environ[WORKLOAD_VARIABLE]].fn
     began = time.perf_counter()
     fn(item)
     return os.getpid(), began, time.perf_counter()
@@ -79,7 +84,9 @@ def measure(
     workload = WORKLOADS[workload_name]
     if workload.kind not in ("map", "calls"):
         raise SystemExit(f"{workload_name} is a {workload.kind!r} workload: only map and calls")
+    global _work
     os.environ[WORKLOAD_VARIABLE] = workload_name
+    _work = workload.fn
     items = workload.make_items(scale)
     calls = workload.calls if workload.kind == "calls" else 1
     contenders = [CONTENDERS[name](2) for name in contender_names]
