@@ -23,8 +23,11 @@ TRANSFER_SAMPLE = 64
 #: ... stopping early where one more would take the sample past this long.
 TRANSFER_SAMPLE_SECONDS = 0.000_5
 #: Moving a pickled byte through a pipe to a worker process (or back), on top of
-#: pickling it: 0.6 ms per MB on Linux (benchmarks/payload_transfer.py).
+#: pickling it: 0.6 ms per MB on Linux (benchmarks/payload_transfer.py) ...
 PIPE_SECONDS_PER_BYTE = 0.6e-9
+#: ... and pickling and unpickling a byte of a large item (its copies into and out of
+#: the pickle): 0.4 ms per MB.
+PICKLE_SECONDS_PER_BYTE = 0.4e-9
 #: Items whose pickle is smaller than this are sampled together, as one list.
 SMALL_ITEM_BYTES = 4096
 #: Largest batch run in the caller between two looks at the deadline, the progress
@@ -161,35 +164,72 @@ def transfer_seconds(items: list[Any], results: list[Any]) -> float:
     """Seconds to send one item to a worker process and its result back (a sample's
     average): pickling and unpickling both, and moving their bytes through the pipes.
 
-    Small items are pickled as one list, as chunks travel. Large ones are pickled pair by
-    pair, for at most ``TRANSFER_SAMPLE_SECONDS``: 64 payloads of a megabyte would
-    otherwise cost the caller as much as the work itself.
+    Small items are pickled and unpickled for real, as one list, as chunks travel. Large
+    ones are priced without copying them: a pickler that only counts what it would write
+    walks each item and its result, and their bytes are priced per byte. A real pickle
+    and unpickle of a megabyte costs the caller 0.4-1.3 ms (fresh memory for two
+    copies), as much as the work of a call that may then run in the caller anyway.
     """
     import pickle
 
-    protocol = pickle.HIGHEST_PROTOCOL
     sampled = min(len(items), len(results), TRANSFER_SAMPLE)
-    count = size = 0
-    began = time.perf_counter()
     try:
-        # The first item's pickle says which kind of sample to take; a large one is
-        # also the sample's first pickle (a megabyte costs 0.2 ms to pickle again).
-        first_pickle = pickle.dumps(items[:1], protocol)
-        small = len(first_pickle) < SMALL_ITEM_BYTES
-        step = max(1, sampled) if small else 1
-        head: Optional[bytes] = None if small else first_pickle
-        for first in range(0, sampled, step):
-            for values in (items[first : first + step], results[first : first + step]):
-                data = head if head is not None else pickle.dumps(values, protocol)
-                head = None
-                pickle.loads(data)
-                size += len(data)
-            count += step
-            # Stop before a pair that would end past the limit, not after it.
-            elapsed = time.perf_counter() - began
-            if elapsed * (count + step) / count > TRANSFER_SAMPLE_SECONDS:
-                break
+        if pickled_size(items[:1]) >= SMALL_ITEM_BYTES:
+            return _large_transfer_seconds(items[:sampled], results[:sampled])
+        began = time.perf_counter()
+        size = 0
+        for values in (items[:sampled], results[:sampled]):
+            data = pickle.dumps(values, pickle.HIGHEST_PROTOCOL)
+            pickle.loads(data)
+            size += len(data)
+        pickling = time.perf_counter() - began
     except Exception:
         return 0.0
-    pickling = time.perf_counter() - began
-    return (pickling + size * PIPE_SECONDS_PER_BYTE) / max(1, count)
+    return (pickling + size * PIPE_SECONDS_PER_BYTE) / max(1, sampled)
+
+
+def _large_transfer_seconds(items: list[Any], results: list[Any]) -> float:
+    """Price large items pair by pair, for at most ``TRANSFER_SAMPLE_SECONDS``.
+
+    Walking an object costs about as much again to unpickle it; its bytes cost the
+    copies into and out of the pickle, and the pipe.
+    """
+    count = size = 0
+    began = time.perf_counter()
+    for item, result in zip(items, results):
+        size += pickled_size(item) + pickled_size(result)
+        count += 1
+        # Stop before a pair that would end past the limit, not after it.
+        elapsed = time.perf_counter() - began
+        if elapsed * (count + 1) / count > TRANSFER_SAMPLE_SECONDS:
+            break
+    walking = time.perf_counter() - began
+    per_byte = PICKLE_SECONDS_PER_BYTE + PIPE_SECONDS_PER_BYTE
+    return (2 * walking + size * per_byte) / max(1, count)
+
+
+class _ByteCounter:
+    """A file that keeps only the number of bytes written to it."""
+
+    __slots__ = ("size",)
+
+    def __init__(self) -> None:
+        self.size = 0
+
+    def write(self, data: Any) -> int:
+        written = memoryview(data).nbytes  # bytes, or a buffer a pickler hands over
+        self.size += written
+        return written
+
+
+def pickled_size(value: Any) -> int:
+    """Bytes in *value*'s pickle, found without making it.
+
+    The pickler hands large bytes-like objects to the file as they are, so a megabyte
+    of ``bytes`` is counted in microseconds, without a copy.
+    """
+    import pickle
+
+    counter = _ByteCounter()
+    pickle.Pickler(counter, pickle.HIGHEST_PROTOCOL).dump(value)
+    return counter.size

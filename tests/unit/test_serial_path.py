@@ -315,10 +315,28 @@ def test_marked_worker_thread_runs_parallel_map_serially() -> None:
         parmap.shutdown()
 
 
-def test_pricing_a_large_item_pickles_it_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The probe prices sending a megabyte item by pickling it, once: the pickle that
-    tells a large item from a small one is also the price's first sample. Pickling it
-    again costs the caller 0.2-0.4 ms of a call that may then run in the caller."""
+def test_pricing_large_items_makes_no_pickle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The probe prices sending megabyte items without pickling them: a real pickle and
+    unpickle costs the caller 0.4-1.3 ms a megabyte, of a call that may then run in the
+    caller anyway. The price still covers every byte's copies and pipe."""
+    import pickle
+
+    from parmap import _serial
+
+    def no_copy(*args: object, **kwargs: object) -> object:
+        raise AssertionError("a large item was pickled to price it")
+
+    monkeypatch.setattr(pickle, "dumps", no_copy)
+    monkeypatch.setattr(pickle, "loads", no_copy)
+    payloads = [bytes(1_000_000), bytearray(2_000_000)]
+    seconds = _serial.transfer_seconds(payloads, [0, 0])
+    per_byte = _serial.PICKLE_SECONDS_PER_BYTE + _serial.PIPE_SECONDS_PER_BYTE
+    assert seconds >= 1_500_000 * per_byte, "the average pair's bytes, priced"
+
+
+def test_pricing_small_items_times_their_pickle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small items are pickled and unpickled for real, as one list each way, as a chunk
+    and its results travel: what they cost is the walk over their objects."""
     import pickle
 
     from parmap import _serial
@@ -326,13 +344,44 @@ def test_pricing_a_large_item_pickles_it_once(monkeypatch: pytest.MonkeyPatch) -
     pickled: list[object] = []
     real_dumps = pickle.dumps
 
-    def counting_dumps(value: object, protocol: Optional[int] = None) -> bytes:
+    def recording_dumps(value: object, protocol: Optional[int] = None) -> bytes:
         pickled.append(value)
         return real_dumps(value, protocol)
 
-    monkeypatch.setattr(pickle, "dumps", counting_dumps)
-    monkeypatch.setattr(_serial, "TRANSFER_SAMPLE_SECONDS", 0.0)  # one pair, then stop
-    payloads = [bytes(1_000_000), bytes(1_000_000)]
-    seconds = _serial.transfer_seconds(payloads, [0, 0])
-    assert seconds > 0
-    assert pickled == [payloads[:1], [0]], "the first payload, once, and its result"
+    monkeypatch.setattr(pickle, "dumps", recording_dumps)
+    items, results = list(range(100)), [str(x) for x in range(100)]
+    assert _serial.transfer_seconds(items, results) > 0
+    sample = _serial.TRANSFER_SAMPLE
+    assert pickled == [items[:sample], results[:sample]]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        bytes(1_000_000),
+        bytearray(b"abc") * 100_000,
+        "text " * 20_000,
+        [bytes(100_000), {"key": bytearray(70_000)}, (1.5, "x")],
+        list(range(50_000)),
+    ],
+    ids=["None", "bytes", "bytearray", "str", "nested buffers", "ints"],
+)
+def test_pickled_size_is_the_size_of_the_pickle(value: object) -> None:
+    import pickle
+
+    from parmap._serial import pickled_size
+
+    assert pickled_size(value) == len(pickle.dumps(value, pickle.HIGHEST_PROTOCOL))
+
+
+def test_pickled_size_counts_numpy_buffers() -> None:
+    """numpy arrays reach the pickler as buffers (protocol 5), contiguous or not."""
+    import pickle
+
+    import numpy
+
+    from parmap._serial import pickled_size
+
+    for array in (numpy.arange(200_000.0), numpy.ones((400, 400))[::2, ::3]):
+        assert pickled_size(array) == len(pickle.dumps(array, pickle.HIGHEST_PROTOCOL))
