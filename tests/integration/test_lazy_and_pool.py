@@ -332,13 +332,27 @@ def test_repeated_small_calls_start_workers_once_they_add_up(
     assert used_workers[-1], "the last calls should use the warm workers"
 
 
+def _slow_then_pid(x: int) -> int:
+    """Items at or above 1000 compute for 8 ms; smaller ones return at once.
+
+    After a call of slow items, the next call hands items out at once and waits a quarter
+    of their time, 2 ms, for an early answer that says they are cheap this time. On a
+    busy machine a worker's answer to a cheap item can take longer than the shortest
+    wait (0.5 ms), which 0.6 ms items would get: the call then takes cheap items for
+    costly ones, and goes parallel.
+    """
+    if x >= 1000:
+        busy_for(0.008)
+    return _pid
+
+
 def test_work_handed_out_early_comes_back_when_the_rest_runs_in_the_caller() -> None:
     """fn's last call was costly, so work goes out at once; this input is cheap, so the
     rest runs in the caller, and the items handed out still come back in order."""
-    costly = [1000 + x for x in range(200)]
-    assert set(parallel_map(_busy_then_pid, costly, 2)) - {os.getpid()}
+    costly = [1000 + x for x in range(30)]
+    assert set(parallel_map(_slow_then_pid, costly, 2)) - {os.getpid()}
     cheap = [0] * 20_000
-    pids = parallel_map(_busy_then_pid, cheap, 2)
+    pids = parallel_map(_slow_then_pid, cheap, 2)
     assert len(pids) == len(cheap)
     assert pids.count(os.getpid()) >= len(cheap) - 2  # at most one item per worker went out
     assert set(pids[1:3]) - {os.getpid()}, "the first items were handed out at once"
@@ -349,10 +363,10 @@ def test_a_call_that_stayed_in_the_caller_hands_nothing_out_next_time() -> None:
     hands out nothing: an item sent at once would cost a round trip, and its result
     would split the list into pieces to copy together (1M items: 3 % of the call)."""
     parallel_map(square, range(4), 2, serial_fallback=False)  # the pool is warm
-    assert set(parallel_map(_busy_then_pid, [1000 + x for x in range(200)], 2)) - {os.getpid()}
+    assert set(parallel_map(_slow_then_pid, [1000 + x for x in range(30)], 2)) - {os.getpid()}
     cheap = [0] * 400_000  # ~30 ms per worker: enough to hand out, were fn's cost remembered
-    parallel_map(_busy_then_pid, cheap, 2)  # costly last time: two items go out at once
-    assert set(parallel_map(_busy_then_pid, cheap, 2)) == {os.getpid()}
+    parallel_map(_slow_then_pid, cheap, 2)  # costly last time: two items go out at once
+    assert set(parallel_map(_slow_then_pid, cheap, 2)) == {os.getpid()}
 
 
 def _five_ms_then_pid(_: int) -> int:
