@@ -118,6 +118,7 @@ class Handover(NamedTuple):
     item_seconds: Optional[float]  # measured cost of one item
     ready: Optional[tuple[int, list[Any]]] = None  # (start, results) run in the caller
     # after the submitted chunks: they are yielded in their place
+    assumed: bool = False  # item_seconds is an earlier call's: checked as chunks return
 
 
 class Call:
@@ -282,6 +283,11 @@ class Call:
     def _parallel_phase(self, handover: Handover) -> Iterator[list[Any]]:
         options = self.options
         session = handover.session or self._open_session()
+        check = None
+        if handover.assumed and handover.item_seconds and options.chunksize is None:
+            from ._recheck import CostCheck
+
+            session = check = CostCheck(session, handover.item_seconds)
         done = handover.next_index
         next_size: Callable[[Optional[int]], int]
         remaining = None if self.total is None else self.total - done
@@ -292,6 +298,8 @@ class Call:
             next_size = partial(
                 chunk_size, workers=options.workers, item_seconds=handover.item_seconds
             )
+        if check is not None:
+            next_size = check.sizes(next_size)
         if options.buffersize is not None:
             buffersize = options.buffersize
         elif self.lazy:
@@ -315,6 +323,20 @@ class Call:
             submitted=handover.submitted,
             ready=handover.ready,
         )
+        if check is not None and check.cheaper:
+            yield from self._time_the_rest(check.next_index or done)
+
+    def _time_the_rest(self, done: int) -> Iterator[list[Any]]:
+        """The items turned out far cheaper than fn's last call said: forget what it
+        said, and probe the rest in the caller, as for a new fn."""
+        _forget_item_seconds(self.fn)
+        if self.total is not None and done >= self.total:
+            return
+        debug("a chunk came back far sooner than fn's last item time says: probing again")
+        early = EarlyDispatch(self._open_session, self.items, self.options.workers - 1)
+        handover = yield from self._probe_rounds(early, done)
+        if handover is not None:
+            yield from self._parallel_phase(handover)
 
     # -- the serial phase -------------------------------------------------------------
 
@@ -479,7 +501,7 @@ class Call:
             len(early.submitted),
             patience * 1000,
         )
-        return Handover(early.session, early.submitted, early.next_index, seen)
+        return Handover(early.session, early.submitted, early.next_index, seen, assumed=True)
 
     def _after_handing_out(
         self, early: EarlyDispatch, found: Probe

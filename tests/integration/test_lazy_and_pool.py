@@ -369,6 +369,28 @@ def test_a_call_that_stayed_in_the_caller_hands_nothing_out_next_time() -> None:
     assert set(parallel_map(_slow_then_pid, cheap, 2)) == {os.getpid()}
 
 
+def test_cheap_items_taken_for_costly_ones_run_in_the_caller_after_all(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """fn's last call was costly, and no worker answers early this time (as when a busy
+    machine delays the answer; forced here), so the call goes parallel at once. The
+    first chunk back shows the items are cheap: the rest is timed and run in the caller,
+    not sent in chunks sized for 8 ms items (20 times as long as map here)."""
+    assert set(parallel_map(_slow_then_pid, [1000 + x for x in range(30)], 2)) - {os.getpid()}
+    monkeypatch.setattr(ProcessSession, "poll", lambda self, timeout: False)
+    cheap = [0] * 400_000
+    pids = parallel_map(_slow_then_pid, cheap, 2)
+    assert len(pids) == len(cheap)
+    workers = set(pids) - {os.getpid()}
+    assert workers, "the first items went out at once"
+    assert pids.count(os.getpid()) >= len(cheap) - 2_000, "the rest ran in the caller"
+    assert _item_seconds_remembered(_slow_then_pid) is None, "the 8 ms is forgotten"
+
+
+def _item_seconds_remembered(fn: object) -> object:
+    return parmap._call._seconds_per_item.get(fn)
+
+
 def _five_ms_then_pid(_: int) -> int:
     busy_for(0.005)
     return os.getpid()

@@ -1,0 +1,71 @@
+"""The check that stops a hand-out once chunks come back far sooner than assumed."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from parmap._backends import Chunk
+from parmap._recheck import CostCheck
+
+
+class InstantSession:
+    """Runs each chunk at once (squares), so it is back as soon as the caller waits."""
+
+    def __init__(self) -> None:
+        self.ready: list[tuple[int, list[Any]]] = []
+        self.closed = self.cancelled = False
+
+    def has_capacity(self) -> bool:
+        return True
+
+    def submit(self, chunk: Chunk) -> None:
+        self.ready.append((chunk.start, [x * x for x in chunk.items]))
+
+    def wait(self, timeout: Optional[float]) -> list[tuple[int, list[Any]]]:
+        finished, self.ready = self.ready, []
+        return finished
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_chunk_back_far_sooner_than_assumed_stops_the_chunks() -> None:
+    check = CostCheck(InstantSession(), item_seconds=1.0)  # 10 items: 10 s, assumed
+    sizes = check.sizes(lambda remaining: 10)
+    check.submit(Chunk(0, list(range(10))))
+    assert sizes(100) == 10, "nothing is known before a chunk is back"
+    assert check.wait(None) == [(0, [x * x for x in range(10)])]
+    assert check.cheaper
+    assert sizes(90) == 0, "no more chunks"
+    assert check.next_index == 10, "where the caller takes over"
+
+
+def test_chunks_as_slow_as_assumed_go_on() -> None:
+    check = CostCheck(InstantSession(), item_seconds=1e-12)  # sooner is impossible
+    sizes = check.sizes(lambda remaining: 10)
+    for start in (0, 10):
+        check.submit(Chunk(start, list(range(start, start + 10))))
+        check.wait(None)
+    assert not check.cheaper
+    assert sizes(80) == 10
+    assert check.next_index == 20
+
+
+def test_chunks_handed_out_before_the_check_are_not_judged() -> None:
+    """They were sent before the check began: how long they took is unknown to it."""
+    session = InstantSession()
+    session.submit(Chunk(0, [1]))  # an item handed out at once, before the check
+    check = CostCheck(session, item_seconds=1.0)
+    assert check.wait(None) == [(0, [1])]
+    assert not check.cheaper
+
+
+def test_close_and_cancel_reach_the_session() -> None:
+    session = InstantSession()
+    CostCheck(session, 1.0).close()
+    CostCheck(session, 1.0).cancel()
+    assert session.closed
+    assert session.cancelled
