@@ -56,13 +56,16 @@ def stamped(item: Any) -> tuple[int, float, float]:
 
 def waste(
     stamps: list[tuple[int, float, float]], called: float, returned: float
-) -> dict[str, float]:
-    """The measures of one call (seconds) from its items' stamps."""
+) -> dict[str, float] | None:
+    """The measures of one call (seconds) from its items' stamps; None if every item ran
+    in the caller (parmap found the items too cheap to send): no schedule to measure."""
     by_worker: dict[int, list[tuple[float, float]]] = {}
     for pid, began, ended in stamps:
         if pid != os.getpid():  # not an item parmap's probe ran in the caller
             by_worker.setdefault(pid, []).append((began, ended))
     spans = [sorted(items) for items in by_worker.values()]
+    if not spans:
+        return None
     ends = sorted(span[-1][1] for span in spans)
     workers = len(spans)
     return {
@@ -99,7 +102,9 @@ def measure(
                 for _ in range(calls):
                     called = time.perf_counter()
                     stamps = contender.map(stamped, items)
-                    per_call[contender.name].append(waste(stamps, called, time.perf_counter()))
+                    measures = waste(stamps, called, time.perf_counter())
+                    if measures is not None:
+                        per_call[contender.name].append(measures)
         return per_call
     finally:
         for contender in contenders:
@@ -112,6 +117,9 @@ def table(per_call: dict[str, list[dict[str, float]]]) -> str:
         "|---|" + "---:|" * len(MEASURES),
     ]
     for name, calls in per_call.items():
+        if not calls:
+            lines.append(f"| {name} | every call ran in the caller |" + " |" * (len(MEASURES) - 1))
+            continue
         medians = [statistics.median(call[m] for call in calls) * 1000 for m in MEASURES]
         lines.append(f"| {name} | " + " | ".join(f"{value:.2f}" for value in medians) + " |")
     return "\n".join(lines)
@@ -126,7 +134,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     names: list[str] = args.contenders.split(",")
     per_call = measure(args.workload, names, args.rounds, args.scale)
-    print(f"{WORKLOADS[args.workload].title}, 2 workers, medians over every call:\n")
+    title = WORKLOADS[args.workload].title
+    print(f"{title}, 2 workers, medians over the calls that used workers:\n")
     print(table(per_call))
 
 

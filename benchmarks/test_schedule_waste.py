@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from schedule_waste import DEFAULT_CONTENDERS, waste
+from schedule_waste import DEFAULT_CONTENDERS, table, waste
 
 HERE = Path(__file__).parent
 
@@ -33,6 +33,11 @@ def test_items_run_in_the_caller_are_not_a_worker() -> None:
     stamps = [(1, 0.001, 0.003), (2, 0.002, 0.005)]
     in_caller = [(os.getpid(), 0.0, 0.001)]  # parmap's probe, before it hands work out
     assert waste(in_caller + stamps, 0.0, 0.006) == waste(stamps, 0.0, 0.006)
+
+
+def test_a_call_that_ran_wholly_in_the_caller_has_no_schedule() -> None:
+    assert waste([(os.getpid(), 0.0, 0.001)], 0.0, 0.002) is None
+    assert "| parmap | every call ran in the caller |" in table({"parmap": []})
 
 
 @pytest.mark.timeout(120)
