@@ -174,8 +174,12 @@ def transfer_seconds(items: list[Any], results: list[Any]) -> float:
 
     sampled = min(len(items), len(results), TRANSFER_SAMPLE)
     try:
-        if pickled_size(items[:1]) >= SMALL_ITEM_BYTES:
-            return _large_transfer_seconds(items[:sampled], results[:sampled])
+        walk_began = time.perf_counter()
+        first_size = pickled_size(items[:1])  # also the large sample's first walk
+        if first_size >= SMALL_ITEM_BYTES:
+            return _large_transfer_seconds(
+                items[:sampled], results[:sampled], walk_began, first_size
+            )
         began = time.perf_counter()
         size = 0
         for values in (items[:sampled], results[:sampled]):
@@ -188,16 +192,21 @@ def transfer_seconds(items: list[Any], results: list[Any]) -> float:
     return (pickling + size * PIPE_SECONDS_PER_BYTE) / max(1, sampled)
 
 
-def _large_transfer_seconds(items: list[Any], results: list[Any]) -> float:
-    """Price large items pair by pair, for at most ``TRANSFER_SAMPLE_SECONDS``.
+def _large_transfer_seconds(
+    items: list[Any], results: list[Any], began: float, first_size: int
+) -> float:
+    """Price large items pair by pair, for at most ``TRANSFER_SAMPLE_SECONDS`` from
+    *began*, when the first item's walk (*first_size* bytes) started.
 
     Walking an object costs about as much again to unpickle it; its bytes cost the
     copies into and out of the pickle, and the pipe.
     """
-    count = size = 0
-    began = time.perf_counter()
-    for item, result in zip(items, results):
-        size += pickled_size(item) + pickled_size(result)
+    count = 0
+    size = first_size
+    for index, result in enumerate(results):
+        if index:
+            size += pickled_size(items[index])
+        size += pickled_size(result)
         count += 1
         # Stop before a pair that would end past the limit, not after it.
         elapsed = time.perf_counter() - began

@@ -334,6 +334,24 @@ def test_pricing_large_items_makes_no_pickle(monkeypatch: pytest.MonkeyPatch) ->
     assert seconds >= 1_500_000 * per_byte, "the average pair's bytes, priced"
 
 
+def test_pricing_large_items_walks_each_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The walk that tells a large first item from a small one is also its price's."""
+    from parmap import _serial
+
+    walked: list[object] = []
+    real_size = _serial.pickled_size
+
+    def recording_size(value: object) -> int:
+        walked.append(value)
+        return real_size(value)
+
+    monkeypatch.setattr(_serial, "pickled_size", recording_size)
+    monkeypatch.setattr(_serial, "TRANSFER_SAMPLE_SECONDS", 1.0)  # the whole sample
+    payloads = [bytes(1_000_000), bytes(1_000_000)]
+    assert _serial.transfer_seconds(payloads, [0, 1]) > 0
+    assert walked == [payloads[:1], 0, payloads[1], 1], "each item and result once"
+
+
 def test_pricing_small_items_times_their_pickle(monkeypatch: pytest.MonkeyPatch) -> None:
     """Small items are pickled and unpickled for real, as one list each way, as a chunk
     and its results travel: what they cost is the walk over their objects."""
