@@ -287,7 +287,7 @@ class Call:
         if handover.assumed and handover.item_seconds and options.chunksize is None:
             from ._recheck import CostCheck
 
-            session = check = CostCheck(session, handover.item_seconds)
+            session = check = CostCheck(session, handover.item_seconds, handover.next_index)
         done = handover.next_index
         next_size: Callable[[Optional[int]], int]
         remaining = None if self.total is None else self.total - done
@@ -324,7 +324,7 @@ class Call:
             ready=handover.ready,
         )
         if check is not None and check.cheaper:
-            yield from self._time_the_rest(check.next_index or done)
+            yield from self._time_the_rest(check.next_index)
 
     def _time_the_rest(self, done: int) -> Iterator[list[Any]]:
         """The items turned out far cheaper than fn's last call said: forget what it

@@ -26,12 +26,12 @@ class CostCheck:
     """A session that stops taking chunks once one comes back much sooner than the
     *item_seconds* assumed for its items say it could."""
 
-    def __init__(self, session: Session, item_seconds: float) -> None:
+    def __init__(self, session: Session, item_seconds: float, next_index: int) -> None:
         self._session = session
         self._per_item_limit = item_seconds / CHEAPER_FACTOR
         self._sent: dict[int, tuple[int, float]] = {}  # start: (items, when sent)
         self.cheaper = False  # a chunk came back too soon: no more chunks
-        self.next_index: Optional[int] = None  # where the last chunk submitted ended
+        self.next_index = next_index  # the first item not yet submitted
 
     def sizes(self, next_size: Callable[[Optional[int]], int]) -> Callable[[Optional[int]], int]:
         """*next_size*, but 0 (no more chunks: the input looks ended) once cheaper."""

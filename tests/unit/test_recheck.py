@@ -33,7 +33,7 @@ class InstantSession:
 
 
 def test_a_chunk_back_far_sooner_than_assumed_stops_the_chunks() -> None:
-    check = CostCheck(InstantSession(), item_seconds=1.0)  # 10 items: 10 s, assumed
+    check = CostCheck(InstantSession(), item_seconds=1.0, next_index=0)  # 10 items: 10 s, assumed
     sizes = check.sizes(lambda remaining: 10)
     check.submit(Chunk(0, list(range(10))))
     assert sizes(100) == 10, "nothing is known before a chunk is back"
@@ -44,7 +44,7 @@ def test_a_chunk_back_far_sooner_than_assumed_stops_the_chunks() -> None:
 
 
 def test_chunks_as_slow_as_assumed_go_on() -> None:
-    check = CostCheck(InstantSession(), item_seconds=1e-12)  # sooner is impossible
+    check = CostCheck(InstantSession(), item_seconds=1e-12, next_index=0)  # sooner is impossible
     sizes = check.sizes(lambda remaining: 10)
     for start in (0, 10):
         check.submit(Chunk(start, list(range(start, start + 10))))
@@ -58,14 +58,14 @@ def test_chunks_handed_out_before_the_check_are_not_judged() -> None:
     """They were sent before the check began: how long they took is unknown to it."""
     session = InstantSession()
     session.submit(Chunk(0, [1]))  # an item handed out at once, before the check
-    check = CostCheck(session, item_seconds=1.0)
+    check = CostCheck(session, item_seconds=1.0, next_index=1)
     assert check.wait(None) == [(0, [1])]
     assert not check.cheaper
 
 
 def test_close_and_cancel_reach_the_session() -> None:
     session = InstantSession()
-    CostCheck(session, 1.0).close()
-    CostCheck(session, 1.0).cancel()
+    CostCheck(session, 1.0, 0).close()
+    CostCheck(session, 1.0, 0).cancel()
     assert session.closed
     assert session.cancelled
