@@ -488,14 +488,15 @@ class Call:
             patience = min(patience, self.deadline.left())
         # Counted from the last send: the worker it wakes may take the caller's CPU for a
         # scheduler tick (4 ms) as the item is sent, and an answer that came in that time
-        # was not early. One already there when the caller looks only after the end may
-        # have been, though: then the caller times the next items, as for cheap ones.
+        # was not early. Nor is one already there when the caller looks only after the
+        # end: it may be early or not, and going parallel is the guess whose mistake is
+        # cheap, since the chunks' check (CostCheck) catches cheap items within a chunk.
         ends = early.last_send_at + patience
-        looked_late = time.perf_counter() >= ends
-        answered = session.poll(max(0.0, ends - time.perf_counter()))
-        # Selectors round short timeouts up to a millisecond: the clock decides.
-        if answered and (looked_late or time.perf_counter() < ends):
-            return None
+        if time.perf_counter() < ends:
+            answered = session.poll(ends - time.perf_counter())
+            # Selectors round short timeouts up to a millisecond: the clock decides.
+            if answered and time.perf_counter() < ends:
+                return None
         debug(
             "handed out %d item(s) at once; still running after %.2f ms",
             len(early.submitted),

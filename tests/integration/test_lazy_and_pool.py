@@ -333,24 +333,28 @@ def test_repeated_small_calls_start_workers_once_they_add_up(
 
 
 def _slow_then_pid(x: int) -> int:
-    """Items at or above 1000 compute for 8 ms; smaller ones return at once.
+    """Items at or above 1000 compute for 40 ms; smaller ones return at once.
 
     After a call of slow items, the next call hands items out at once and waits a quarter
-    of their time, 2 ms, for an early answer that says they are cheap this time. On a
-    busy machine a worker's answer to a cheap item can take longer than the shortest
-    wait (0.5 ms), which 0.6 ms items would get: the call then takes cheap items for
-    costly ones, and goes parallel.
+    of their time, 10 ms, for an early answer that says they are cheap this time. On a
+    busy machine a worker's answer to a cheap item can come later than a short wait
+    (with 0.6 ms items, a wait of 0.5 ms failed here 1 run in 20; with 8 ms items, one
+    of 2 ms failed 6 runs in 30 while two other processes computed), or the caller can
+    look only after the wait's end; either way the call takes cheap items for costly
+    ones and goes parallel. A wait of 10 ms passed 30 runs of 30 under that load.
     """
     if x >= 1000:
-        busy_for(0.008)
+        busy_for(0.04)
     return _pid
+
+
+COSTLY = [1000 + x for x in range(10)]  # a call that remembers 40 ms per item
 
 
 def test_work_handed_out_early_comes_back_when_the_rest_runs_in_the_caller() -> None:
     """fn's last call was costly, so work goes out at once; this input is cheap, so the
     rest runs in the caller, and the items handed out still come back in order."""
-    costly = [1000 + x for x in range(30)]
-    assert set(parallel_map(_slow_then_pid, costly, 2)) - {os.getpid()}
+    assert set(parallel_map(_slow_then_pid, COSTLY, 2)) - {os.getpid()}
     cheap = [0] * 20_000
     pids = parallel_map(_slow_then_pid, cheap, 2)
     assert len(pids) == len(cheap)
@@ -363,7 +367,7 @@ def test_a_call_that_stayed_in_the_caller_hands_nothing_out_next_time() -> None:
     hands out nothing: an item sent at once would cost a round trip, and its result
     would split the list into pieces to copy together (1M items: 3 % of the call)."""
     parallel_map(square, range(4), 2, serial_fallback=False)  # the pool is warm
-    assert set(parallel_map(_slow_then_pid, [1000 + x for x in range(30)], 2)) - {os.getpid()}
+    assert set(parallel_map(_slow_then_pid, COSTLY, 2)) - {os.getpid()}
     cheap = [0] * 400_000  # ~30 ms per worker: enough to hand out, were fn's cost remembered
     parallel_map(_slow_then_pid, cheap, 2)  # costly last time: two items go out at once
     assert set(parallel_map(_slow_then_pid, cheap, 2)) == {os.getpid()}
@@ -375,8 +379,8 @@ def test_cheap_items_taken_for_costly_ones_run_in_the_caller_after_all(
     """fn's last call was costly, and no worker answers early this time (as when a busy
     machine delays the answer; forced here), so the call goes parallel at once. The
     first chunk back shows the items are cheap: the rest is timed and run in the caller,
-    not sent in chunks sized for 8 ms items (20 times as long as map here)."""
-    assert set(parallel_map(_slow_then_pid, [1000 + x for x in range(30)], 2)) - {os.getpid()}
+    not sent in chunks sized for 40 ms items (20 times as long as map here)."""
+    assert set(parallel_map(_slow_then_pid, COSTLY, 2)) - {os.getpid()}
     monkeypatch.setattr(ProcessSession, "poll", lambda self, timeout: False)
     cheap = [0] * 400_000
     pids = parallel_map(_slow_then_pid, cheap, 2)
@@ -384,7 +388,7 @@ def test_cheap_items_taken_for_costly_ones_run_in_the_caller_after_all(
     workers = set(pids) - {os.getpid()}
     assert workers, "the first items went out at once"
     assert pids.count(os.getpid()) >= len(cheap) - 2_000, "the rest ran in the caller"
-    assert _item_seconds_remembered(_slow_then_pid) is None, "the 8 ms is forgotten"
+    assert _item_seconds_remembered(_slow_then_pid) is None, "the 40 ms is forgotten"
 
 
 def _item_seconds_remembered(fn: object) -> object:
@@ -414,6 +418,31 @@ def test_costly_again_runs_no_item_in_the_caller(
         parallel_map(square, range(4), 2, serial_fallback=False)
     first = parallel_map(_five_ms_then_pid, range(40), 2)
     assert first[0] == os.getpid(), "the first call times its first item in the caller"
+    pids = parallel_map(_five_ms_then_pid, range(40), 2)
+    assert len(pids) == 40
+    assert os.getpid() not in pids
+
+
+def test_an_answer_there_when_the_caller_looks_late_is_not_early(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The caller lost its CPU after handing items out and looks only once a worker has
+    answered: that answer may or may not have been early, and with every CPU busy it
+    most likely was not. The call goes parallel (its chunks' check would catch cheap
+    items) and runs no item in the caller. CI saw the caller time an item here when it
+    took such an answer for an early one.
+    """
+    monkeypatch.setattr(parmap._call, "_seconds_per_item", weakref.WeakKeyDictionary())
+    parallel_map(square, range(4), 2, serial_fallback=False)
+    parallel_map(_five_ms_then_pid, range(40), 2)  # remembers 5 ms per item
+    submit = ProcessSession.submit
+
+    def submit_and_look_only_after_an_answer(session: ProcessSession, chunk: Chunk) -> None:
+        submit(session, chunk)
+        if chunk.start == 1:  # the last item handed out at once
+            assert session.poll(10.0), "a worker answers a 5 ms item"
+
+    monkeypatch.setattr(ProcessSession, "submit", submit_and_look_only_after_an_answer)
     pids = parallel_map(_five_ms_then_pid, range(40), 2)
     assert len(pids) == 40
     assert os.getpid() not in pids
