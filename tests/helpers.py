@@ -126,11 +126,16 @@ def worker_processes() -> list[Any]:
 
 
 def busy_for(seconds: float) -> None:
-    """Compute (not sleep) for about *seconds*: stands in for a costly item."""
+    """Compute (not sleep) for about *seconds* of CPU time: stands in for a costly item.
+
+    CPU time, not the clock's: on a busy machine the item costs as much work as on a
+    quiet one (and takes longer), as a real costly item does; parmap prices items that
+    never wait by their CPU time.
+    """
     import time
 
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
         spin(50)
 
 

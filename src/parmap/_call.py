@@ -426,7 +426,10 @@ class Call:
             if early.session is not None:
                 # The handler ran inside the first item: its time is not fn's (it took up
                 # to 5 ms, which made a 5 ms item look like 10).
-                found = found._replace(seconds=max(0.0, found.seconds - early.alarm_seconds))
+                found = found._replace(
+                    seconds=max(0.0, found.seconds - early.alarm_seconds),
+                    cpu_seconds=max(0.0, found.cpu_seconds - early.alarm_cpu_seconds),
+                )
                 item_seconds = found.item_seconds()
                 # The next call with this fn hands out work at once instead of leaving
                 # a worker idle while the caller times an item again.
@@ -575,7 +578,7 @@ class Call:
         of a long input is so much work that starting workers is a small part of it."""
         if early.session is not None and not early.immediate:
             return True  # the timer handed out work: the first item was long
-        if self.total is None or found.seconds < MIN_PROBE_SECONDS:
+        if self.total is None or found.work_seconds() < MIN_PROBE_SECONDS:
             return False
         remaining = self.total - done - len(found.results)
         return self._clearly_parallel(remaining, found.item_seconds(), start_seconds)
@@ -627,11 +630,12 @@ class Call:
         elif verdict == "serial":
             _forget_item_seconds(self.fn)
         debug(
-            "probe: %d item(s) in %.2f ms (%.2f ms of CPU; %.3g s each, %.3g s to send); "
-            "%s left: %s",
+            "probe: %d item(s) in %.2f ms (%.2f ms of CPU, %s wait(s); %.3g s each, "
+            "%.3g s to send); %s left: %s",
             len(found.results),
             found.seconds * 1000,
             found.cpu_seconds * 1000,
+            "?" if found.waits is None else found.waits,
             found.item_seconds(),
             costs.per_item,
             "unknown" if self.total is None else remaining,
@@ -646,11 +650,13 @@ class Call:
         Either fn waits (I/O, a sleep, a lock), which only the clock sees, or another
         process took the caller's CPU while the probe ran: a pause of a few ms makes a
         millisecond of trivial items (or one item) look many times as costly, and the
-        call would hand out work that then runs slower than map. A second look tells
-        the two apart, as a wait comes back and a preemption rarely does. Threads are
-        left out: their cost model counts CPU time already.
+        call would hand out work that then runs slower than map. Where the caller is
+        known not to have waited, its items were priced by their CPU time already.
+        Elsewhere a second look tells the two apart, as a wait comes back and a
+        preemption rarely does. Threads are left out: their cost model counts CPU time
+        already.
         """
-        if self._looked_again or self.backend_name == "thread":
+        if self._looked_again or self.backend_name == "thread" or found.waits == 0:
             return False
         return found.cpu_seconds < BUSY_SHARE * found.seconds
 

@@ -60,6 +60,7 @@ class EarlyDispatch:
         self.error: Optional[BaseException] = None
         self.immediate = False  # handed out before the first item ran, not on the timer
         self.alarm_seconds = 0.0  # how long the timer's handler held up the first item
+        self.alarm_cpu_seconds = 0.0  # ... and the CPU time it took meanwhile
         self.last_send_at = 0.0  # perf_counter() just before the last item was sent
 
     @contextlib.contextmanager
@@ -87,9 +88,10 @@ class EarlyDispatch:
         self._hand_out()
 
     def _on_alarm(self, signum: int, frame: Optional[FrameType]) -> None:
-        began = time.perf_counter()
+        began, began_cpu = time.perf_counter(), time.thread_time()
         self._hand_out()
         self.alarm_seconds += time.perf_counter() - began
+        self.alarm_cpu_seconds += time.thread_time() - began_cpu
 
     def _hand_out(self) -> None:
         # No logging here: this may run in a signal handler that interrupted a write

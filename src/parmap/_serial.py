@@ -1,7 +1,7 @@
 """Running ``fn`` in the caller: the serial backend, the serial fallback and its probe.
 
 The probe runs the first items in the caller in doubling batches until the input ends
-or *budget* seconds have passed. What it measures (seconds per item, CPU share,
+or they have taken *budget* seconds. What it measures (seconds per item, CPU share, waits,
 transfer cost) decides whether the rest goes to workers. Batches go through
 ``list.extend(map(fn, batch))``, as fast as the builtin ``map``; ``extend`` keeps the
 results produced before an exception, so the failing item's index is known for free.
@@ -45,9 +45,20 @@ class Probe(NamedTuple):
     cpu_seconds: float
     exhausted: bool
     sample: list[Any]  # the first items run (at most TRANSFER_SAMPLE)
+    #: Times the caller's thread stopped to wait (blocked) during the probe; None where
+    #: the platform does not count them per thread.
+    waits: Optional[int] = None
+
+    def work_seconds(self) -> float:
+        """What the items cost: the clock's time, or the CPU time where the caller never
+        waited. Then any time the clock has beyond the CPU's went to other processes (or
+        the hypervisor) that held the CPU; fn's items cost what they computed."""
+        if self.waits == 0:
+            return min(self.seconds, self.cpu_seconds)
+        return self.seconds
 
     def item_seconds(self) -> float:
-        return self.seconds / max(1, len(self.results))
+        return self.work_seconds() / max(1, len(self.results))
 
     def transfer_seconds(self) -> float:
         """Seconds to pickle and unpickle one item and its result (a sample's average)."""
@@ -66,7 +77,8 @@ def probe(
     start: int = 0,
     limit: Optional[int] = None,
 ) -> Probe:
-    """Run items in the caller until *items* ends or *budget* seconds have passed.
+    """Run items in the caller until *items* ends or its items have taken *budget*
+    seconds (``Probe.work_seconds``).
 
     *start* is the index of the first item (for error notes); at most *limit* items
     are read. The first item runs inside ``first_item()``; the probe ends early once
@@ -77,6 +89,7 @@ def probe(
     sample: list[Any] = []  # the first items, kept to price sending one
     size = 1
     began, began_cpu = time.perf_counter(), time.thread_time()
+    began_waits = voluntary_switches()
     while True:
         if limit is not None:
             size = max(1, min(size, limit - len(results)))
@@ -93,14 +106,36 @@ def probe(
             on_done(ran)
         elapsed = time.perf_counter() - began
         exhausted = ran < size
-        found = Probe(results, elapsed, time.thread_time() - began_cpu, exhausted, sample)
+        cpu = time.thread_time() - began_cpu
+        found = Probe(results, elapsed, cpu, exhausted, sample, _since(began_waits))
+        # The budget is spent on items, not on other processes' turns on the CPU: a
+        # pause must not end the probe after one item that then prices all the rest.
+        spent = found.work_seconds()
         full = limit is not None and len(results) >= limit
-        if exhausted or elapsed >= budget or full or stop(found):
+        if exhausted or spent >= budget or full or stop(found):
             return found
         if deadline is not None:
             deadline.left()
-        fits = (budget - elapsed) * len(results) / elapsed if elapsed > 0 else size * 2
+        fits = (budget - spent) * len(results) / spent if spent > 0 else size * 2
         size = max(1, min(size * 2, math.ceil(fits)))
+
+
+def voluntary_switches() -> Optional[int]:
+    """Times the calling thread has blocked (waited) so far, or None where the platform
+    does not count them per thread (Linux does: getrusage(RUSAGE_THREAD), about a
+    microsecond). A thread that lost its CPU to another process was switched out
+    involuntarily; only a wait counts here."""
+    try:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_THREAD).ru_nvcsw
+    except (ImportError, AttributeError, OSError):
+        return None
+
+
+def _since(began: Optional[int]) -> Optional[int]:
+    now = voluntary_switches() if began is not None else None
+    return None if now is None or began is None else now - began
 
 
 def run_serially(

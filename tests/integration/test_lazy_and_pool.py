@@ -15,6 +15,7 @@ import parmap
 from parmap import parallel_imap, parallel_map
 from parmap._backends import Chunk
 from parmap._backends._process import ProcessSession
+from parmap._early import EarlyDispatch
 
 from helpers import (
     CountingSource,
@@ -169,14 +170,16 @@ def test_million_trivial_items_stay_in_the_caller() -> None:
 
 
 class _SkippingClock:
-    """Stands in for the time module in parmap._serial: the clock jumps while the CPU
-    time does not, as when another process takes the caller's CPU for a while."""
+    """Stands in for the time module in parmap._serial: a clock that runs with the
+    caller's CPU time and jumps when told to, as when another process takes the
+    caller's CPU for a while. Real preemption on a busy machine does not show on it, so
+    the test sees only the pause it makes."""
 
     skipped = 0.0
     thread_time = staticmethod(time.thread_time)
 
     def perf_counter(self) -> float:
-        return time.perf_counter() + self.skipped
+        return time.thread_time() + self.skipped
 
 
 _CLOCK = _SkippingClock()
@@ -188,15 +191,9 @@ def _losing_the_cpu_at_zero(x: int) -> int:
     return x
 
 
-def test_a_probe_that_lost_its_cpu_looks_again(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    """The caller lost its CPU for 5 ms during the probe's first item: by the clock, the
-    items cost 5 ms each; by their CPU time, nothing. The call looks again, sees cheap
-    items, and keeps them in the caller instead of handing them out."""
-    monkeypatch.setattr(parmap._serial, "time", _CLOCK)
-    parallel_map(square, range(4), 2, serial_fallback=False)  # warm: a 1 ms probe
-    sent = []
+def _count_handed_out(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The start of every chunk sent to a worker from now on."""
+    sent: list[int] = []
     submit = ProcessSession.submit
 
     def counting_submit(session: ProcessSession, chunk: Chunk) -> None:
@@ -204,11 +201,47 @@ def test_a_probe_that_lost_its_cpu_looks_again(
         submit(session, chunk)
 
     monkeypatch.setattr(ProcessSession, "submit", counting_submit)
+    return sent
+
+
+@pytest.mark.skipif(
+    parmap._serial.voluntary_switches() is None,
+    reason="the platform does not count a thread's waits",
+)
+def test_a_probe_that_lost_its_cpu_prices_items_by_cpu_time(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The caller lost its CPU for 5 ms during the probe's first item: by the clock, the
+    items cost 5 ms each; by their CPU time, nothing. The caller never waited, so the
+    pause was another process's: the items are priced by their CPU time at once and
+    stay in the caller, without a second look."""
+    monkeypatch.setattr(parmap._serial, "time", _CLOCK)
+    parallel_map(square, range(4), 2, serial_fallback=False)  # warm: a 1 ms probe
+    sent = _count_handed_out(monkeypatch)
+    with caplog.at_level(logging.DEBUG, logger="parmap"):
+        results = parallel_map(_losing_the_cpu_at_zero, range(200_000), 2)
+    assert results == list(range(200_000))
+    assert sent == [], "no item should have gone to a worker"
+    assert " 0 wait(s);" in caplog.text
+    assert "left: serial" in caplog.text
+    assert "look again" not in caplog.text
+
+
+def test_where_waits_are_not_counted_a_probe_that_lost_its_cpu_looks_again(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Where the platform does not count the caller's waits, a pause looks like items
+    that wait: the call looks again, sees cheap items, and keeps them in the caller."""
+    monkeypatch.setattr(parmap._serial, "time", _CLOCK)
+    monkeypatch.setattr(parmap._serial, "voluntary_switches", lambda: None)
+    parallel_map(square, range(4), 2, serial_fallback=False)  # warm: a 1 ms probe
+    sent = _count_handed_out(monkeypatch)
     with caplog.at_level(logging.DEBUG, logger="parmap"):
         results = parallel_map(_losing_the_cpu_at_zero, range(200_000), 2)
     assert results == list(range(200_000))
     assert sent == [], "no item should have gone to a worker"
     assert "left: look again" in caplog.text
+    assert "left: serial" in caplog.text
 
 
 def _wait_then_pid(_: int) -> int:
@@ -398,6 +431,32 @@ def _item_seconds_remembered(fn: object) -> object:
 def _five_ms_then_pid(_: int) -> int:
     busy_for(0.005)
     return os.getpid()
+
+
+def test_the_timers_handler_losing_its_cpu_leaves_the_item_time_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The timer's handler hands out work while the first item runs; waking a worker
+    can cost the caller its CPU for a while. That pause is neither the item's clock
+    time nor its CPU time: the item time remembered for the next call is the 5 ms the
+    item computed."""
+    parallel_map(square, range(4), 2, serial_fallback=False)  # warm: the timer fires
+    monkeypatch.setattr(parmap._call, "_seconds_per_item", weakref.WeakKeyDictionary())
+    monkeypatch.setattr(parmap._serial, "time", _CLOCK)
+    monkeypatch.setattr(parmap._early, "time", _CLOCK)
+    hand_out = EarlyDispatch._hand_out
+
+    def hand_out_and_lose_the_cpu(early: EarlyDispatch) -> None:
+        hand_out(early)
+        _CLOCK.skipped += 0.01
+
+    monkeypatch.setattr(EarlyDispatch, "_hand_out", hand_out_and_lose_the_cpu)
+    pids = parallel_map(_five_ms_then_pid, range(40), 2)
+    assert pids[0] == os.getpid(), "the first item runs in the caller"
+    assert set(pids) - {os.getpid()}, "the timer handed out work"
+    remembered = _item_seconds_remembered(_five_ms_then_pid)
+    assert isinstance(remembered, float)
+    assert 0.004 <= remembered <= 0.008
 
 
 @pytest.mark.parametrize("warm", [False, True], ids=["probe measured", "timer handed out"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from typing import Any, Callable, Optional
 
@@ -15,8 +16,9 @@ from hypothesis import strategies as st
 import parmap
 from parmap import parallel_imap, parallel_map
 from parmap._platform import inside_worker, mark_worker_thread
+from parmap._serial import probe, voluntary_switches
 
-from helpers import CountingSource
+from helpers import CountingSource, busy_for
 
 #: The two ways of asking for a serial run without nesting.
 SERIAL_SETTINGS = [{"backend": "serial"}, {"workers": 1}]
@@ -403,3 +405,50 @@ def test_pickled_size_counts_numpy_buffers() -> None:
 
     for array in (numpy.arange(200_000.0), numpy.ones((400, 400))[::2, ::3]):
         assert pickled_size(array) == len(pickle.dumps(array, pickle.HIGHEST_PROTOCOL))
+
+
+class _PausingClock:
+    """Stands in for the time module in parmap._serial: its clock jumps 10 ms whenever
+    a computing item runs, as if another process took the caller's CPU meanwhile."""
+
+    paused = 0.0
+    thread_time = staticmethod(time.thread_time)
+
+    def perf_counter(self) -> float:
+        return time.perf_counter() + self.paused
+
+
+_PAUSING_CLOCK = _PausingClock()
+
+
+def _sleep_a_millisecond(_: int) -> None:
+    time.sleep(0.001)
+
+
+def _compute_a_millisecond_and_lose_the_cpu(_: int) -> None:
+    busy_for(0.001)
+    _PAUSING_CLOCK.paused += 0.01
+
+
+@pytest.mark.skipif(
+    voluntary_switches() is None, reason="the platform does not count a thread's waits"
+)
+def test_a_probe_prices_items_that_wait_by_the_clock_and_others_by_cpu_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Sleeping makes the caller wait: the probe counts the waits and prices the items
+    by the clock. Computing never waits (losing the CPU to another process is not a
+    wait): the probe prices those items by the CPU time they took, not by the pauses."""
+    monkeypatch.setattr(parmap._serial, "time", _PAUSING_CLOCK)
+
+    def probe_three(fn: Callable[[int], None]) -> parmap._serial.Probe:
+        return probe(fn, iter(range(3)), budget=10.0, deadline=None, on_done=None)
+
+    sleeping = probe_three(_sleep_a_millisecond)
+    assert sleeping.waits is not None
+    assert sleeping.waits >= 3
+    assert sleeping.item_seconds() == sleeping.seconds / 3 >= 0.001
+    computing = probe_three(_compute_a_millisecond_and_lose_the_cpu)
+    assert computing.waits == 0
+    assert computing.seconds >= 0.03
+    assert 0.001 <= computing.item_seconds() <= computing.cpu_seconds / 3 < 0.005
