@@ -35,6 +35,9 @@ SMALL_ITEM_BYTES = 4096
 SERIAL_BATCH = 1024
 #: ... and batches stop growing once one takes this long.
 SERIAL_BATCH_SECONDS = 0.005
+#: A probe whose CPU time is at least this share of its clock time had its CPU: its
+#: waits are not counted (the clock's time and the CPU's hardly differ).
+FULL_CPU_SHARE = 0.9
 
 
 class Probe(NamedTuple):
@@ -45,8 +48,9 @@ class Probe(NamedTuple):
     cpu_seconds: float
     exhausted: bool
     sample: list[Any]  # the first items run (at most TRANSFER_SAMPLE)
-    #: Times the caller's thread stopped to wait (blocked) during the probe; None where
-    #: the platform does not count them per thread.
+    #: Times the caller's thread stopped to wait (blocked) during the probe, counted
+    #: where its CPU time fell short of the clock's; None where the platform does not
+    #: count them per thread, or the caller had its CPU throughout.
     waits: Optional[int] = None
 
     def work_seconds(self) -> float:
@@ -107,7 +111,9 @@ def probe(
         elapsed = time.perf_counter() - began
         exhausted = ran < size
         cpu = time.thread_time() - began_cpu
-        found = Probe(results, elapsed, cpu, exhausted, sample, _since(began_waits))
+        found = Probe(results, elapsed, cpu, exhausted, sample)
+        if cpu < FULL_CPU_SHARE * elapsed:  # waits, or other processes' turns: which?
+            found = found._replace(waits=_since(began_waits))
         # The budget is spent on items, not on other processes' turns on the CPU: a
         # pause must not end the probe after one item that then prices all the rest.
         spent = found.work_seconds()
