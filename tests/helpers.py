@@ -6,13 +6,32 @@ import itertools
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Callable
 
 #: The start methods this platform offers; every process behaviour is tested under each.
 START_METHODS = [
     m for m in ("fork", "spawn", "forkserver") if m in multiprocessing.get_all_start_methods()
 ]
+
+
+class PausingClock:
+    """Stands in for the time module in parmap's modules: *base*'s clock plus the pauses
+    a test adds to ``paused``, as when another process takes the caller's CPU that long
+    (the CPU time does not move meanwhile). With ``base=time.thread_time`` the clock
+    runs with the CPU time, so real preemption on a busy machine does not show on it:
+    the test sees only the pauses it makes."""
+
+    thread_time = staticmethod(time.thread_time)
+
+    def __init__(self, base: Callable[[], float] = time.perf_counter) -> None:
+        self.paused = 0.0
+        self._base = base
+
+    def perf_counter(self) -> float:
+        return self._base() + self.paused
+
 
 _state = threading.local()
 worker_state: dict[str, Any] = {}

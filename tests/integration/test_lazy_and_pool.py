@@ -19,6 +19,7 @@ from parmap._early import EarlyDispatch
 
 from helpers import (
     CountingSource,
+    PausingClock,
     busy_for,
     identity,
     nested_map,
@@ -169,25 +170,14 @@ def test_million_trivial_items_stay_in_the_caller() -> None:
     assert worker_processes() == []
 
 
-class _SkippingClock:
-    """Stands in for the time module in parmap._serial: a clock that runs with the
-    caller's CPU time and jumps when told to, as when another process takes the
-    caller's CPU for a while. Real preemption on a busy machine does not show on it, so
-    the test sees only the pause it makes."""
-
-    skipped = 0.0
-    thread_time = staticmethod(time.thread_time)
-
-    def perf_counter(self) -> float:
-        return time.thread_time() + self.skipped
-
-
-_CLOCK = _SkippingClock()
+#: The caller's clock in the tests of pauses: it runs with the CPU time and jumps when a
+#: test says so.
+_CLOCK = PausingClock(base=time.thread_time)
 
 
 def _losing_the_cpu_at_zero(x: int) -> int:
     if x == 0:
-        _CLOCK.skipped += 0.005
+        _CLOCK.paused += 0.005
     return x
 
 
@@ -204,6 +194,20 @@ def _count_handed_out(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return sent
 
 
+def _map_cheap_items_pausing_at_the_first(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> list[int]:
+    """With warm workers, map 200,000 trivial items; the caller loses its CPU for 5 ms
+    during the first (on _CLOCK). Checks the results; returns the chunks sent out."""
+    monkeypatch.setattr(parmap._serial, "time", _CLOCK)
+    parallel_map(square, range(4), 2, serial_fallback=False)  # warm: a 1 ms probe
+    sent = _count_handed_out(monkeypatch)
+    with caplog.at_level(logging.DEBUG, logger="parmap"):
+        results = parallel_map(_losing_the_cpu_at_zero, range(200_000), 2)
+    assert results == list(range(200_000))
+    return sent
+
+
 @pytest.mark.skipif(
     parmap._serial.voluntary_switches() is None,
     reason="the platform does not count a thread's waits",
@@ -215,12 +219,7 @@ def test_a_probe_that_lost_its_cpu_prices_items_by_cpu_time(
     items cost 5 ms each; by their CPU time, nothing. The caller never waited, so the
     pause was another process's: the items are priced by their CPU time at once and
     stay in the caller, without a second look."""
-    monkeypatch.setattr(parmap._serial, "time", _CLOCK)
-    parallel_map(square, range(4), 2, serial_fallback=False)  # warm: a 1 ms probe
-    sent = _count_handed_out(monkeypatch)
-    with caplog.at_level(logging.DEBUG, logger="parmap"):
-        results = parallel_map(_losing_the_cpu_at_zero, range(200_000), 2)
-    assert results == list(range(200_000))
+    sent = _map_cheap_items_pausing_at_the_first(monkeypatch, caplog)
     assert sent == [], "no item should have gone to a worker"
     assert " 0 wait(s);" in caplog.text
     assert "left: serial" in caplog.text
@@ -232,13 +231,8 @@ def test_where_waits_are_not_counted_a_probe_that_lost_its_cpu_looks_again(
 ) -> None:
     """Where the platform does not count the caller's waits, a pause looks like items
     that wait: the call looks again, sees cheap items, and keeps them in the caller."""
-    monkeypatch.setattr(parmap._serial, "time", _CLOCK)
     monkeypatch.setattr(parmap._serial, "voluntary_switches", lambda: None)
-    parallel_map(square, range(4), 2, serial_fallback=False)  # warm: a 1 ms probe
-    sent = _count_handed_out(monkeypatch)
-    with caplog.at_level(logging.DEBUG, logger="parmap"):
-        results = parallel_map(_losing_the_cpu_at_zero, range(200_000), 2)
-    assert results == list(range(200_000))
+    sent = _map_cheap_items_pausing_at_the_first(monkeypatch, caplog)
     assert sent == [], "no item should have gone to a worker"
     assert "left: look again" in caplog.text
     assert "left: serial" in caplog.text
@@ -448,7 +442,7 @@ def test_the_timers_handler_losing_its_cpu_leaves_the_item_time_alone(
 
     def hand_out_and_lose_the_cpu(early: EarlyDispatch) -> None:
         hand_out(early)
-        _CLOCK.skipped += 0.01
+        _CLOCK.paused += 0.01
 
     monkeypatch.setattr(EarlyDispatch, "_hand_out", hand_out_and_lose_the_cpu)
     pids = parallel_map(_five_ms_then_pid, range(40), 2)

@@ -18,7 +18,7 @@ from parmap import parallel_imap, parallel_map
 from parmap._platform import inside_worker, mark_worker_thread
 from parmap._serial import probe, voluntary_switches
 
-from helpers import CountingSource, busy_for
+from helpers import CountingSource, PausingClock, busy_for
 
 #: The two ways of asking for a serial run without nesting.
 SERIAL_SETTINGS = [{"backend": "serial"}, {"workers": 1}]
@@ -407,18 +407,7 @@ def test_pickled_size_counts_numpy_buffers() -> None:
         assert pickled_size(array) == len(pickle.dumps(array, pickle.HIGHEST_PROTOCOL))
 
 
-class _PausingClock:
-    """Stands in for the time module in parmap._serial: its clock jumps 10 ms whenever
-    a computing item runs, as if another process took the caller's CPU meanwhile."""
-
-    paused = 0.0
-    thread_time = staticmethod(time.thread_time)
-
-    def perf_counter(self) -> float:
-        return time.perf_counter() + self.paused
-
-
-_PAUSING_CLOCK = _PausingClock()
+_PAUSING_CLOCK = PausingClock()
 
 
 def _sleep_a_millisecond(_: int) -> None:
