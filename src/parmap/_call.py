@@ -433,7 +433,8 @@ class Call:
                 item_seconds = found.item_seconds()
                 # The next call with this fn hands out work at once instead of leaving
                 # a worker idle while the caller times an item again.
-                _remember_item_seconds(self.fn, item_seconds)
+                remaining = ENDLESS if self.total is None else self.total - early.next_index
+                self._remember_if_clear(item_seconds, remaining, found.transfer_seconds())
                 yield found.results
                 debug("handed out %d item(s) while the first ran", len(early.submitted))
                 return Handover(early.session, early.submitted, early.next_index, item_seconds)
@@ -459,6 +460,26 @@ class Call:
                 return None
             if verdict != LOOK_AGAIN:
                 budget *= 2
+
+    def _remember_if_clear(self, item_seconds: float, remaining: int, per_item: float) -> None:
+        """Remember fn's item time for its next call (which then hands out work at once,
+        unprobed) only if warm workers would pay off even were the items half as costly.
+
+        A call that went parallel by a small margin may have been wrong: 1 MB payloads
+        whose sending costs about what their work does went parallel once when the
+        first item read high, and every later call then ran in workers, 3 times as
+        slow as map (the chunk check catches only items far cheaper than assumed).
+        Not remembered, the next call probes again, for about a millisecond.
+        """
+        warm = Costs(
+            start=WARM_START_SECONDS,
+            per_chunk=CHUNK_SECONDS.get(self.backend_name, CHUNK_SECONDS["executor"]),
+            per_item=per_item,
+        )
+        if parallel_pays_off(item_seconds / 2, remaining, self.options.workers, warm):
+            _remember_item_seconds(self.fn, item_seconds)
+        else:
+            _forget_item_seconds(self.fn)
 
     def _remembered_costly_item(self) -> Optional[float]:
         """The item time an earlier call with this fn measured, if it says this call is
@@ -626,7 +647,7 @@ class Call:
         else:
             verdict = "serial"
         if verdict == "parallel":
-            _remember_item_seconds(self.fn, found.item_seconds())
+            self._remember_if_clear(found.item_seconds(), remaining, per_item)
         elif verdict == "serial":
             _forget_item_seconds(self.fn)
         debug(

@@ -427,6 +427,33 @@ def _five_ms_then_pid(_: int) -> int:
     return os.getpid()
 
 
+def _compute_1300us_then_pid(_: int) -> int:
+    busy_for(0.001_3)
+    return os.getpid()
+
+
+def test_a_narrow_parallel_verdict_is_not_remembered(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Items of 1.3 ms that cost 0.8 ms each to send go parallel, but only just: were
+    they half as costly, the caller would be faster. Such a verdict is not remembered,
+    so the next call probes again instead of handing out work unprobed on the strength
+    of a first item that may have read high."""
+    monkeypatch.setattr(parmap._call, "_seconds_per_item", weakref.WeakKeyDictionary())
+    monkeypatch.setattr(parmap._serial.Probe, "transfer_seconds", lambda self: 0.000_8)
+    parallel_map(square, range(4), 2, serial_fallback=False)  # warm
+    with caplog.at_level(logging.DEBUG, logger="parmap"):
+        pids = parallel_map(_compute_1300us_then_pid, range(200), 2)
+    assert "left: parallel" in caplog.text
+    assert set(pids) - {os.getpid()}, "the call went to the workers"
+    assert _item_seconds_remembered(_compute_1300us_then_pid) is None
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="parmap"):
+        parallel_map(_compute_1300us_then_pid, range(200), 2)
+    assert "probe: " in caplog.text
+    assert "at once" not in caplog.text
+
+
 def test_the_timers_handler_losing_its_cpu_leaves_the_item_time_alone(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
