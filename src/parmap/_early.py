@@ -14,6 +14,10 @@ and the call goes parallel without timing one in the caller. An early answer mea
 cheaper items: the probe times the next ones in the caller, and if it finds them cheap
 after all, the items handed out are collected and the rest runs in the caller.
 
+The timer's seconds are the caller's CPU time where the caller never waits meanwhile (as
+the probe's budget is): if it fires while another process holds the caller's CPU, it is
+set again for the rest, so a cheap first item that lost its CPU hands out nothing.
+
 The timer never fires sooner than ``MIN_ALARM_SECONDS`` (4 ms), even when a warm pool's
 budget is 1 ms: one due before the kernel's next tick costs two reprogrammings of the
 timer device a call, traps to the hypervisor on a virtual machine (docs/design.md has
@@ -36,6 +40,7 @@ from types import FrameType
 from typing import Any, Callable, Iterator, Optional
 
 from ._backends import Chunk, Session
+from ._serial import FULL_CPU_SHARE, voluntary_switches
 
 #: The shortest timer set around the first item: a tick of a 250 Hz kernel.
 MIN_ALARM_SECONDS = 0.004
@@ -62,6 +67,9 @@ class EarlyDispatch:
         self.alarm_seconds = 0.0  # how long the timer's handler held up the first item
         self.alarm_cpu_seconds = 0.0  # ... and the CPU time it took meanwhile
         self.last_send_at = 0.0  # perf_counter() just before the last item was sent
+        self._cpu_budget = 0.0  # the timer's seconds: of the caller's CPU time ...
+        self._armed_cpu = 0.0  # ... counted from this thread_time() ...
+        self._armed_waits: Optional[int] = None  # ... unless it waits (blocks) meanwhile
 
     @contextlib.contextmanager
     def armed(self, seconds: float, next_index: int) -> Iterator[None]:
@@ -72,7 +80,10 @@ class EarlyDispatch:
             yield
             return
         previous = signal.signal(signal.SIGALRM, self._on_alarm)
-        signal.setitimer(signal.ITIMER_REAL, max(seconds, MIN_ALARM_SECONDS))
+        self._cpu_budget = max(seconds, MIN_ALARM_SECONDS)
+        self._armed_cpu = time.thread_time()
+        self._armed_waits = voluntary_switches()
+        signal.setitimer(signal.ITIMER_REAL, self._cpu_budget)
         try:
             yield
         finally:
@@ -89,9 +100,21 @@ class EarlyDispatch:
 
     def _on_alarm(self, signum: int, frame: Optional[FrameType]) -> None:
         began, began_cpu = time.perf_counter(), time.thread_time()
+        computed = began_cpu - self._armed_cpu
+        if computed < FULL_CPU_SHARE * self._cpu_budget and self._never_waited():
+            # Another process held the caller's CPU: the item has not had the budget
+            # yet. Wait for the rest of it, as the probe counts its budget in CPU time.
+            rest = max(self._cpu_budget - computed, MIN_ALARM_SECONDS)
+            signal.setitimer(signal.ITIMER_REAL, rest)
+            return
         self._hand_out()
         self.alarm_seconds += time.perf_counter() - began
         self.alarm_cpu_seconds += time.thread_time() - began_cpu
+
+    def _never_waited(self) -> bool:
+        """Whether the caller is known not to have waited since the timer was set."""
+        now = voluntary_switches()
+        return now is not None and self._armed_waits is not None and now == self._armed_waits
 
     def _hand_out(self) -> None:
         # No logging here: this may run in a signal handler that interrupted a write

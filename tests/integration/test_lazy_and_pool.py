@@ -459,6 +459,42 @@ def test_a_narrow_parallel_verdict_is_not_remembered(
     assert "at once" not in caplog.text
 
 
+class _CallerWithoutCpu:
+    """Stands in for the time module in parmap._early: the caller's CPU time stands
+    still, as when another process holds its CPU throughout."""
+
+    perf_counter = staticmethod(time.perf_counter)
+
+    @staticmethod
+    def thread_time() -> float:
+        return 0.0
+
+
+def _fifteen_ms_by_the_clock(_: int) -> int:
+    end = time.perf_counter() + 0.015
+    while time.perf_counter() < end:
+        spin(50)
+    return os.getpid()
+
+
+@pytest.mark.skipif(
+    parmap._serial.voluntary_switches() is None,
+    reason="the platform does not count a thread's waits",
+)
+def test_the_timer_counts_the_callers_cpu_time_not_the_clocks(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The first item runs 15 ms by the clock, but the caller's CPU time stands still and
+    it never waits: another process held its CPU. The 4 ms timer fires and finds the
+    item has not had its budget, so it hands out nothing while the first item runs."""
+    parallel_map(square, range(4), 2, serial_fallback=False)  # warm: a 4 ms timer
+    monkeypatch.setattr(parmap._early, "time", _CallerWithoutCpu)
+    with caplog.at_level(logging.DEBUG, logger="parmap"):
+        pids = parallel_map(_fifteen_ms_by_the_clock, range(2), 2)
+    assert pids[0] == os.getpid()
+    assert "while the first ran" not in caplog.text
+
+
 def test_the_timers_handler_losing_its_cpu_leaves_the_item_time_alone(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
