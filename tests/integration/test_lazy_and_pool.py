@@ -12,6 +12,7 @@ import psutil
 import pytest
 
 import parmap
+from markers import NEEDS_WAIT_COUNTS
 from parmap import parallel_imap, parallel_map
 from parmap._backends import Chunk
 from parmap._backends._process import ProcessSession
@@ -208,10 +209,7 @@ def _map_cheap_items_pausing_at_the_first(
     return sent
 
 
-@pytest.mark.skipif(
-    parmap._serial.voluntary_switches() is None,
-    reason="the platform does not count a thread's waits",
-)
+@NEEDS_WAIT_COUNTS
 def test_a_probe_that_lost_its_cpu_prices_items_by_cpu_time(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -477,10 +475,7 @@ def _fifteen_ms_by_the_clock(_: int) -> int:
     return os.getpid()
 
 
-@pytest.mark.skipif(
-    parmap._serial.voluntary_switches() is None,
-    reason="the platform does not count a thread's waits",
-)
+@NEEDS_WAIT_COUNTS
 def test_the_timer_counts_the_callers_cpu_time_not_the_clocks(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -14,9 +14,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import parmap
+from markers import NEEDS_WAIT_COUNTS
 from parmap import parallel_imap, parallel_map
 from parmap._platform import inside_worker, mark_worker_thread
-from parmap._serial import probe, voluntary_switches
+from parmap._serial import probe
 
 from helpers import CountingSource, PausingClock, busy_for
 
@@ -419,9 +420,7 @@ def _compute_a_millisecond_and_lose_the_cpu(_: int) -> None:
     _PAUSING_CLOCK.paused += 0.01
 
 
-@pytest.mark.skipif(
-    voluntary_switches() is None, reason="the platform does not count a thread's waits"
-)
+@NEEDS_WAIT_COUNTS
 def test_a_probe_prices_items_that_wait_by_the_clock_and_others_by_cpu_time(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
