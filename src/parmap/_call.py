@@ -434,7 +434,8 @@ class Call:
                 # The next call with this fn hands out work at once instead of leaving
                 # a worker idle while the caller times an item again.
                 remaining = ENDLESS if self.total is None else self.total - early.next_index
-                self._remember_if_clear(item_seconds, remaining, found.transfer_seconds())
+                costs = self._costs(found.transfer_seconds())
+                self._remember_if_clear(item_seconds, remaining, costs)
                 yield found.results
                 debug("handed out %d item(s) while the first ran", len(early.submitted))
                 return Handover(early.session, early.submitted, early.next_index, item_seconds)
@@ -461,7 +462,7 @@ class Call:
             if verdict != LOOK_AGAIN:
                 budget *= 2
 
-    def _remember_if_clear(self, item_seconds: float, remaining: int, per_item: float) -> None:
+    def _remember_if_clear(self, item_seconds: float, remaining: int, costs: Costs) -> None:
         """Remember fn's item time for its next call (which then hands out work at once,
         unprobed) only if warm workers would pay off even were the items half as costly.
 
@@ -471,15 +472,16 @@ class Call:
         slow as map (the chunk check catches only items far cheaper than assumed).
         Not remembered, the next call probes again, for about a millisecond.
         """
-        warm = Costs(
-            start=WARM_START_SECONDS,
-            per_chunk=CHUNK_SECONDS.get(self.backend_name, CHUNK_SECONDS["executor"]),
-            per_item=per_item,
-        )
+        warm = costs._replace(start=WARM_START_SECONDS)
         if parallel_pays_off(item_seconds / 2, remaining, self.options.workers, warm):
             _remember_item_seconds(self.fn, item_seconds)
         else:
             _forget_item_seconds(self.fn)
+
+    def _costs(self, per_item: float) -> Costs:
+        """The cost model's constants for this call, with *per_item* to send an item."""
+        per_chunk = CHUNK_SECONDS.get(self.backend_name, CHUNK_SECONDS["executor"])
+        return Costs(start=self._start_seconds(), per_chunk=per_chunk, per_item=per_item)
 
     def _remembered_costly_item(self) -> Optional[float]:
         """The item time an earlier call with this fn measured, if it says this call is
@@ -617,14 +619,7 @@ class Call:
         """ "parallel", "serial" (for the rest of the input), "probe again" (a stream) or
         LOOK_AGAIN (a short second probe: the first may have lost its CPU)."""
         name = self.backend_name
-        per_item = 0.0
-        if name != "thread":
-            per_item = found.transfer_seconds()
-        costs = Costs(
-            start=self._start_seconds(),
-            per_chunk=CHUNK_SECONDS.get(name, CHUNK_SECONDS["executor"]),
-            per_item=per_item,
-        )
+        costs = self._costs(0.0 if name == "thread" else found.transfer_seconds())
         gil_seconds = found.cpu_seconds / len(found.results) if name == "thread" else 0.0
 
         def pays_off(remaining: int) -> bool:
@@ -647,7 +642,7 @@ class Call:
         else:
             verdict = "serial"
         if verdict == "parallel":
-            self._remember_if_clear(found.item_seconds(), remaining, per_item)
+            self._remember_if_clear(found.item_seconds(), remaining, costs)
         elif verdict == "serial":
             _forget_item_seconds(self.fn)
         debug(

@@ -40,7 +40,7 @@ from types import FrameType
 from typing import Any, Callable, Iterator, Optional
 
 from ._backends import Chunk, Session
-from ._serial import FULL_CPU_SHARE, voluntary_switches
+from ._serial import FULL_CPU_SHARE, voluntary_switches, waits_since
 
 #: The shortest timer set around the first item: a tick of a 250 Hz kernel.
 MIN_ALARM_SECONDS = 0.004
@@ -101,7 +101,7 @@ class EarlyDispatch:
     def _on_alarm(self, signum: int, frame: Optional[FrameType]) -> None:
         began, began_cpu = time.perf_counter(), time.thread_time()
         computed = began_cpu - self._armed_cpu
-        if computed < FULL_CPU_SHARE * self._cpu_budget and self._never_waited():
+        if computed < FULL_CPU_SHARE * self._cpu_budget and waits_since(self._armed_waits) == 0:
             # Another process held the caller's CPU: the item has not had the budget
             # yet. Wait for the rest of it, as the probe counts its budget in CPU time.
             rest = max(self._cpu_budget - computed, MIN_ALARM_SECONDS)
@@ -110,11 +110,6 @@ class EarlyDispatch:
         self._hand_out()
         self.alarm_seconds += time.perf_counter() - began
         self.alarm_cpu_seconds += time.thread_time() - began_cpu
-
-    def _never_waited(self) -> bool:
-        """Whether the caller is known not to have waited since the timer was set."""
-        now = voluntary_switches()
-        return now is not None and self._armed_waits is not None and now == self._armed_waits
 
     def _hand_out(self) -> None:
         # No logging here: this may run in a signal handler that interrupted a write

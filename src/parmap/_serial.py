@@ -113,7 +113,7 @@ def probe(
         cpu = time.thread_time() - began_cpu
         found = Probe(results, elapsed, cpu, exhausted, sample)
         if cpu < FULL_CPU_SHARE * elapsed:  # waits, or other processes' turns: which?
-            found = found._replace(waits=_since(began_waits))
+            found = found._replace(waits=waits_since(began_waits))
         # The budget is spent on items, not on other processes' turns on the CPU: a
         # pause must not end the probe after one item that then prices all the rest.
         spent = found.work_seconds()
@@ -139,9 +139,12 @@ def voluntary_switches() -> Optional[int]:
         return None
 
 
-def _since(began: Optional[int]) -> Optional[int]:
-    now = voluntary_switches() if began is not None else None
-    return None if now is None or began is None else now - began
+def waits_since(began: Optional[int]) -> Optional[int]:
+    """Waits since ``voluntary_switches()`` returned *began*; None where not counted."""
+    if began is None:
+        return None
+    now = voluntary_switches()
+    return None if now is None else now - began
 
 
 def run_serially(
