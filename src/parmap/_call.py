@@ -69,6 +69,9 @@ ROUND_TRIP_SECONDS = 0.000_5
 #: A known input is clearly worth workers once its remaining work per worker exceeds
 #: this many times the start cost: then probing on only delays the workers.
 CLEARLY_PARALLEL = 10
+#: The probe stops early, for the caller, once items this many times as costly as
+#: measured would still not pay for warm workers, however many of them there were.
+CLEARLY_SERIAL = 2
 #: Most items one probe round of parallel_imap reads (unless buffersize says otherwise),
 #: so a lazy consumer never waits for, nor holds, more than this.
 LAZY_PROBE_ITEMS = 1024
@@ -145,6 +148,9 @@ class Call:
         self._fn_bytes: Optional[bytes] = None
         self._release_pool: Callable[[ProcessPool], None] = lambda pool: None
         self._looked_again = False  # _look_again ran: a call takes one second look
+        # (sample, its length, seconds to send one item): a probe's price, computed once
+        # however often the probe's batches ask for it.
+        self._priced: Optional[tuple[list[Any], int, float]] = None
 
     def run(self) -> Generator[list[Any], None, None]:
         """Lists of results, in input order (or completion order when not ordered).
@@ -434,7 +440,7 @@ class Call:
                 # The next call with this fn hands out work at once instead of leaving
                 # a worker idle while the caller times an item again.
                 remaining = ENDLESS if self.total is None else self.total - early.next_index
-                costs = self._costs(found.transfer_seconds())
+                costs = self._costs(self._send_seconds(found))
                 self._remember_if_clear(item_seconds, remaining, costs)
                 yield found.results
                 debug("handed out %d item(s) while the first ran", len(early.submitted))
@@ -601,10 +607,21 @@ class Call:
         of a long input is so much work that starting workers is a small part of it."""
         if early.session is not None and not early.immediate:
             return True  # the timer handed out work: the first item was long
-        if self.total is None or found.work_seconds() < MIN_PROBE_SECONDS:
+        if found.work_seconds() < MIN_PROBE_SECONDS:
+            return False
+        if self._clearly_serial(found):
+            return True
+        if self.total is None:
             return False
         remaining = self.total - done - len(found.results)
         return self._clearly_parallel(remaining, found.item_seconds(), start_seconds)
+
+    def _clearly_serial(self, found: Probe) -> bool:
+        """Whether no input could ever pay for workers, were its items even twice as
+        costly as the probe measured and the workers warm: then probing on only slows
+        the caller (a probe's batches cost a million trivial items 1 ms over map)."""
+        costs = self._costs(self._send_seconds(found))._replace(start=0.0)
+        return not self._pays_off(found, ENDLESS, costs, item_scale=CLEARLY_SERIAL)
 
     def _clearly_parallel(self, items: int, item_seconds: float, start_seconds: float) -> bool:
         """Whether *items* are more work per worker than CLEARLY_PARALLEL starts."""
@@ -618,18 +635,10 @@ class Call:
     def _verdict(self, found: Probe, done: int) -> str:
         """ "parallel", "serial" (for the rest of the input), "probe again" (a stream) or
         LOOK_AGAIN (a short second probe: the first may have lost its CPU)."""
-        name = self.backend_name
-        costs = self._costs(0.0 if name == "thread" else found.transfer_seconds())
-        gil_seconds = found.cpu_seconds / len(found.results) if name == "thread" else 0.0
+        costs = self._costs(self._send_seconds(found))
 
         def pays_off(remaining: int) -> bool:
-            return parallel_pays_off(
-                found.item_seconds(),
-                remaining,
-                self.options.workers,
-                costs,
-                gil_seconds=gil_seconds,
-            )
+            return self._pays_off(found, remaining, costs)
 
         # Unknown length: assume as much again is coming as has been seen so far.
         remaining = done if self.total is None else self.total - done
@@ -658,6 +667,34 @@ class Call:
             verdict,
         )
         return verdict
+
+    def _pays_off(
+        self, found: Probe, remaining: int, costs: Costs, *, item_scale: float = 1.0
+    ) -> bool:
+        """Whether *remaining* items priced as *found* measured them (times
+        *item_scale*) finish clearly sooner on the backend. Threads share the GIL: the
+        CPU time of an item does not overlap with another's."""
+        gil_seconds = 0.0
+        if self.backend_name == "thread":
+            gil_seconds = item_scale * found.cpu_seconds / len(found.results)
+        return parallel_pays_off(
+            item_scale * found.item_seconds(),
+            remaining,
+            self.options.workers,
+            costs,
+            gil_seconds=gil_seconds,
+        )
+
+    def _send_seconds(self, found: Probe) -> float:
+        """Seconds to send one item and its result (0 for threads, which share memory),
+        priced once per sample: the probe asks after each batch, the verdict again."""
+        if self.backend_name == "thread":
+            return 0.0
+        priced = self._priced
+        if priced is None or priced[0] is not found.sample or priced[1] != len(found.sample):
+            priced = (found.sample, len(found.sample), found.transfer_seconds())
+            self._priced = priced
+        return priced[2]
 
     def _may_have_lost_the_cpu(self, found: Probe) -> bool:
         """Whether the probe's CPU time is well short of its clock time and this call

@@ -28,8 +28,10 @@ PIPE_SECONDS_PER_BYTE = 0.6e-9
 #: ... and pickling and unpickling a byte of a large item (its copies into and out of
 #: the pickle): 0.4 ms per MB.
 PICKLE_SECONDS_PER_BYTE = 0.4e-9
-#: Items whose pickle is smaller than this are sampled together, as one list.
+#: Items whose pickle is smaller than this are sampled together, as one list; larger
+#: ones are priced per byte, which takes fewer of them to tell.
 SMALL_ITEM_BYTES = 4096
+LARGE_TRANSFER_SAMPLE = 16
 #: Largest batch run in the caller between two looks at the deadline, the progress
 #: report and a lazy consumer: small enough to hold, large enough to cost nothing ...
 SERIAL_BATCH = 1024
@@ -239,15 +241,16 @@ def transfer_seconds(items: list[Any], results: list[Any]) -> float:
 def _large_transfer_seconds(
     items: list[Any], results: list[Any], began: float, first_size: int
 ) -> float:
-    """Price large items pair by pair, for at most ``TRANSFER_SAMPLE_SECONDS`` from
-    *began*, when the first item's walk (*first_size* bytes) started.
+    """Price up to LARGE_TRANSFER_SAMPLE large items pair by pair, for at most
+    ``TRANSFER_SAMPLE_SECONDS`` from *began*, when the first item's walk (*first_size*
+    bytes) started.
 
     Walking an object costs about as much again to unpickle it; its bytes cost the
     copies into and out of the pickle, and the pipe.
     """
     count = 0
     size = first_size
-    for index, result in enumerate(results):
+    for index, result in enumerate(results[:LARGE_TRANSFER_SAMPLE]):
         if index:
             size += pickled_size(items[index])
         size += pickled_size(result)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import re
 import time
 import weakref
+import zlib
 
 import psutil
 import pytest
@@ -17,6 +19,7 @@ from parmap import parallel_imap, parallel_map
 from parmap._backends import Chunk
 from parmap._backends._process import ProcessSession
 from parmap._early import EarlyDispatch
+from parmap._platform import START_METHODS
 
 from helpers import (
     CountingSource,
@@ -169,6 +172,53 @@ def test_million_trivial_items_stay_in_the_caller() -> None:
     parmap.shutdown()
     assert parallel_map(identity, range(1_000_000)) == list(range(1_000_000))
     assert worker_processes() == []
+
+
+def _probed_items(log: str) -> int:
+    return int(re.search(r"probe: (\d+) item\(s\)", log).group(1))  # type: ignore[union-attr]
+
+
+def test_items_too_cheap_to_send_end_the_probe_early(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Once a millisecond of items shows that no input of them could pay for workers,
+    the rest runs in one go, as fast as map: probing on for as long as starting workers
+    would take (here made a whole second) cost a million trivial items 1 ms over map."""
+    parmap.shutdown()
+    monkeypatch.setattr(parmap._call, "START_SECONDS", dict.fromkeys(START_METHODS, 1.0))
+    with caplog.at_level(logging.DEBUG, logger="parmap"):
+        assert parallel_map(identity, range(1_000_000)) == list(range(1_000_000))
+    assert "left: serial" in caplog.text
+    assert _probed_items(caplog.text) < 500_000, "the probe ran on past the verdict"
+    assert worker_processes() == []
+
+
+def test_a_probe_prices_sending_its_sample_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pricing 1 MB items walks up to 32 objects (0.05-0.2 ms): the probe's batches and
+    the verdict share one price instead of each walking them again."""
+    priced: list[int] = []
+    real_price = parmap._serial.transfer_seconds
+
+    def counting_price(items: list[object], results: list[object]) -> float:
+        priced.append(len(items))
+        return real_price(items, results)
+
+    monkeypatch.setattr(parmap._serial, "transfer_seconds", counting_price)
+    payloads = [bytes(1_000_000)] * 400  # each sent would be a megabyte
+    assert parallel_map(zlib.crc32, payloads, 2) == [zlib.crc32(payloads[0])] * 400
+    assert len(priced) == 1
+
+
+def test_items_worth_sending_keep_the_probe_going(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Items that could pay for workers on a long enough input are probed for the whole
+    budget: the early end is only for items that never could."""
+    monkeypatch.setattr(parmap._call, "START_SECONDS", dict.fromkeys(START_METHODS, 0.05))
+    parmap.shutdown()
+    with caplog.at_level(logging.DEBUG, logger="parmap"):
+        assert parallel_map(busy_for, [0.000_5] * 40, 2) == [None] * 40
+    assert "ran all 40 item(s) in the caller" in caplog.text, "the probe stopped early"
 
 
 #: The caller's clock in the tests of pauses: it runs with the CPU time and jumps when a
