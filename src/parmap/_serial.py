@@ -28,9 +28,9 @@ PIPE_SECONDS_PER_BYTE = 0.6e-9
 #: ... and pickling and unpickling a byte of a large item (its copies into and out of
 #: the pickle): 0.4 ms per MB.
 PICKLE_SECONDS_PER_BYTE = 0.4e-9
-#: Items whose pickle is smaller than this are sampled together, as one list; larger
-#: ones are priced per byte, which takes fewer of them to tell.
+#: Items whose pickle is smaller than this are sampled together, as one list ...
 SMALL_ITEM_BYTES = 4096
+#: ... larger ones are priced per byte, from at most this many: their sizes tell.
 LARGE_TRANSFER_SAMPLE = 16
 #: Largest batch run in the caller between two looks at the deadline, the progress
 #: report and a lazy consumer: small enough to hold, large enough to cost nothing ...
