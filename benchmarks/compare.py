@@ -313,15 +313,29 @@ def best_other(row: dict[str, Any]) -> tuple[str, float]:
     return name, others[name]
 
 
-def rounds_led(row: dict[str, Any], other: str) -> str:
-    """In how many rounds parmap took no longer than *other* (both ran in every round,
-    one after the other): a median ahead by less than the noise shows as about half."""
-    pairs = [
+def round_pairs(row: dict[str, Any], other: str) -> list[tuple[float, float]]:
+    """(parmap's time, *other*'s time) in each round both finished, run one after the other."""
+    return [
         (ours, theirs)
         for ours, theirs in zip(row["by_round"][row["ours"]], row["by_round"][other])
         if ours is not None and theirs is not None
     ]
+
+
+def rounds_led(row: dict[str, Any], other: str) -> str:
+    """In how many rounds parmap took no longer than *other*: a median ahead by less than
+    the noise shows as about half."""
+    pairs = round_pairs(row, other)
     return f"{sum(ours <= theirs for ours, theirs in pairs)} of {len(pairs)}"
+
+
+def paired_ratio(row: dict[str, Any], other: str) -> str:
+    """The median of parmap's time ÷ *other*'s, round by round: a burst of noise that slowed
+    both runs of a round cancels out, which it does not in a ratio of medians."""
+    pairs = round_pairs(row, other)
+    if not pairs or any(theirs <= 0 for _, theirs in pairs):
+        return "-"
+    return f"{statistics.median(ours / theirs for ours, theirs in pairs):.3f}"
 
 
 def render_table(results: dict[str, Any]) -> str:
@@ -334,8 +348,8 @@ def render_table(results: dict[str, Any]) -> str:
         + "`).",
         "",
         "| workload | `map` | best other | parmap | parmap ÷ `map` | parmap ÷ best other "
-        "| rounds parmap led it | parmap, cold |",
-        "|---|---:|---|---:|---:|---:|---:|---:|",
+        "| rounds parmap led it | paired ratio | parmap, cold |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     rows = figure_rows(results)
     for row in rows:
@@ -348,12 +362,14 @@ def render_table(results: dict[str, Any]) -> str:
         lines.append(
             f"| {row['title']} | {seconds(mapped)} | {name}: {seconds(best)} | "
             f"{seconds(ours)} | {ratio(ours, mapped)} | **{ratio(ours, best)}** | "
-            f"{rounds_led(row, name)} | {cold} |"
+            f"{rounds_led(row, name)} | {paired_ratio(row, name)} | {cold} |"
         )
     lines += [
         "",
         "parmap is timed with warm workers, like the reused pools; *parmap, cold* is its first "
-        "call in a fresh interpreter, which starts the workers and imports `multiprocessing`.",
+        "call in a fresh interpreter, which starts the workers and imports `multiprocessing`. "
+        "*Paired ratio*: the median, over the rounds, of parmap's time ÷ the best other's in "
+        "the same round.",
     ]
     lines += ["", "All contenders (median seconds; peak MB of the process tree for streams):", ""]
     for row in rows:

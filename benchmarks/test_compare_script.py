@@ -41,4 +41,6 @@ def test_compare_writes_a_table_that_follows_from_its_rounds(tmp_path: Path) -> 
     median = sorted(times["parmap"])[1] / sorted(times["map"])[1]
     assert cells[5] == f"**{median:.2f}x**"
     assert cells[6] == f"{led} of 3"
+    paired = sorted(ours / theirs for ours, theirs in zip(times["parmap"], times["map"]))[1]
+    assert cells[7] == f"{paired:.3f}"
     assert (tmp_path / "img" / "comparison.svg").read_text().startswith("<svg")
