@@ -148,9 +148,12 @@ class Call:
         self._fn_bytes: Optional[bytes] = None
         self._release_pool: Callable[[ProcessPool], None] = lambda pool: None
         self._looked_again = False  # _look_again ran: a call takes one second look
-        # (sample, its length, seconds to send one item): a probe's price, computed once
-        # however often the probe's batches ask for it.
+        # (sample, its length, seconds to send one item): a probe's price, shared by its
+        # early look for a serial verdict and the verdict itself.
         self._priced: Optional[tuple[list[Any], int, float]] = None
+        # The sample of the probe whose items _clearly_serial has judged: once a probe, as
+        # each look prices the sample, which grows with the batches.
+        self._judged_sample: Optional[list[Any]] = None
 
     def run(self) -> Generator[list[Any], None, None]:
         """Lists of results, in input order (or completion order when not ordered).
@@ -609,8 +612,10 @@ class Call:
             return True  # the timer handed out work: the first item was long
         if found.work_seconds() < MIN_PROBE_SECONDS:
             return False
-        if self._clearly_serial(found):
-            return True
+        if found.sample is not self._judged_sample:
+            self._judged_sample = found.sample
+            if self._clearly_serial(found):
+                return True
         if self.total is None:
             return False
         remaining = self.total - done - len(found.results)
@@ -687,7 +692,8 @@ class Call:
 
     def _send_seconds(self, found: Probe) -> float:
         """Seconds to send one item and its result (0 for threads, which share memory),
-        priced once per sample: the probe asks after each batch, the verdict again."""
+        priced once per sample as it stands: the probe's early look and the verdict share
+        it unless the sample grew in between."""
         if self.backend_name == "thread":
             return 0.0
         priced = self._priced

@@ -209,6 +209,24 @@ def test_a_probe_prices_sending_its_sample_once(monkeypatch: pytest.MonkeyPatch)
     assert len(priced) == 1
 
 
+def test_a_probe_that_goes_on_prices_its_sample_at_most_twice(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Items worth sending: the probe's one early look for a serial verdict prices the
+    sample, the verdict prices it again as it has grown since, and no batch in between."""
+    priced: list[int] = []
+    real_price = parmap._serial.transfer_seconds
+
+    def counting_price(items: list[object], results: list[object]) -> float:
+        priced.append(len(items))
+        return real_price(items, results)
+
+    monkeypatch.setattr(parmap._serial, "transfer_seconds", counting_price)
+    parmap.shutdown()  # a cold pool: a 20 ms probe or longer, many batches
+    assert parallel_map(busy_for, [0.000_1] * 2000, 2) == [None] * 2000
+    assert 1 <= len(priced) <= 2, priced
+
+
 def test_items_worth_sending_keep_the_probe_going(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
