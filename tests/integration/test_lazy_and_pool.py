@@ -193,9 +193,8 @@ def test_items_too_cheap_to_send_end_the_probe_early(
     assert worker_processes() == []
 
 
-def test_a_probe_prices_sending_its_sample_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Pricing 1 MB items walks up to 32 objects (0.05-0.2 ms): the probe's batches and
-    the verdict share one price instead of each walking them again."""
+def _count_pricings(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The sample size of every pricing of sending items from now on."""
     priced: list[int] = []
     real_price = parmap._serial.transfer_seconds
 
@@ -204,6 +203,13 @@ def test_a_probe_prices_sending_its_sample_once(monkeypatch: pytest.MonkeyPatch)
         return real_price(items, results)
 
     monkeypatch.setattr(parmap._serial, "transfer_seconds", counting_price)
+    return priced
+
+
+def test_a_probe_prices_sending_its_sample_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pricing 1 MB items walks up to 32 objects (0.05-0.2 ms): the probe's batches and
+    the verdict share one price instead of each walking them again."""
+    priced = _count_pricings(monkeypatch)
     payloads = [bytes(1_000_000)] * 400  # each sent would be a megabyte
     assert parallel_map(zlib.crc32, payloads, 2) == [zlib.crc32(payloads[0])] * 400
     assert len(priced) == 1
@@ -214,14 +220,7 @@ def test_a_probe_that_goes_on_prices_its_sample_at_most_twice(
 ) -> None:
     """Items worth sending: the probe's one early look for a serial verdict prices the
     sample, the verdict prices it again as it has grown since, and no batch in between."""
-    priced: list[int] = []
-    real_price = parmap._serial.transfer_seconds
-
-    def counting_price(items: list[object], results: list[object]) -> float:
-        priced.append(len(items))
-        return real_price(items, results)
-
-    monkeypatch.setattr(parmap._serial, "transfer_seconds", counting_price)
+    priced = _count_pricings(monkeypatch)
     parmap.shutdown()  # a cold pool: a 20 ms probe or longer, many batches
     assert parallel_map(busy_for, [0.000_1] * 2000, 2) == [None] * 2000
     assert 1 <= len(priced) <= 2, priced
