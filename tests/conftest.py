@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import copyreg
 import os
+import weakref
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+import parmap._call
 
 from helpers import START_METHODS
 
@@ -32,6 +35,13 @@ def _standard_pickling() -> None:
     if copyreg.dispatch_table != _STANDARD_PICKLING:
         copyreg.dispatch_table.clear()
         copyreg.dispatch_table.update(_STANDARD_PICKLING)
+
+
+@pytest.fixture(autouse=True)
+def _fns_new_to_the_probe(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test's fns are new to the probe, as in a fresh program: whether the first
+    item's timer keeps its tick floor must not depend on which tests ran before."""
+    monkeypatch.setattr(parmap._call, "_timed_code", weakref.WeakSet())
 
 
 @pytest.fixture(params=START_METHODS)

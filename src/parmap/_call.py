@@ -39,7 +39,7 @@ from ._chunking import (
     parallel_pays_off,
     parallel_seconds,
 )
-from ._early import EarlyDispatch
+from ._early import MIN_ALARM_SECONDS, EarlyDispatch
 from ._log import debug
 from ._options import Options
 from ._platform import StartMethod, default_start_method, inside_worker
@@ -110,6 +110,26 @@ def _item_seconds_seen(fn: Callable[[Any], Any]) -> Optional[float]:
         return _seconds_per_item.get(fn)
     except TypeError:
         return None
+
+
+#: The code of every fn whose first item the caller has timed in this process. Keyed by
+#: code, not by fn, so that a bound method or partial, a new object at each call, and a
+#: lambda made in a loop count as known after their first call.
+_timed_code: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _timed_before(fn: Callable[[Any], Any]) -> bool:
+    """Whether the caller has timed an item of fn's code before; remembers that it has."""
+    target = fn.func if isinstance(fn, partial) else fn
+    target = getattr(target, "__func__", target)  # a bound method's function
+    code = getattr(target, "__code__", target)
+    try:
+        if code in _timed_code:
+            return True
+        _timed_code.add(code)
+    except TypeError:  # no weak references to it: as if known, the cheaper guess
+        return True
+    return False
 
 
 class Handover(NamedTuple):
@@ -416,7 +436,9 @@ class Call:
                 first_item: Callable[[], contextlib.AbstractContextManager[None]]
                 first_item = contextlib.nullcontext
                 if self.options.backend == "process" and done == 0 and self.total != 1:
-                    first_item = partial(early.armed, budget, 1)
+                    # A known fn keeps the timer's tick floor; a new one gets its budget.
+                    shortest = MIN_ALARM_SECONDS if _timed_before(self.fn) else 0.0
+                    first_item = partial(early.armed, budget, 1, shortest)
                 found = probe(
                     self.fn,
                     self.items,

@@ -18,10 +18,11 @@ The timer's seconds are the caller's CPU time where the caller never waits meanw
 the probe's budget is): if it fires while another process holds the caller's CPU, it is
 set again for the rest, so a cheap first item that lost its CPU hands out nothing.
 
-The timer never fires sooner than ``MIN_ALARM_SECONDS`` (4 ms), even when a warm pool's
-budget is 1 ms: one due before the kernel's next tick costs two reprogrammings of the
-timer device a call, traps to the hypervisor on a virtual machine (docs/design.md has
-the figures and what the floor costs first items of 1 to 4 ms).
+A fn the caller has timed before gets a timer of at least ``MIN_ALARM_SECONDS`` (4 ms),
+even when a warm pool's budget is 1 ms: one due before the kernel's next tick costs two
+reprogrammings of the timer device a call, traps to the hypervisor on a virtual machine.
+A new fn's first call pays that once (about 20 us) and gets its budget: a costly first
+item then leaves the other CPUs idle 1 ms, not 4 (docs/design.md has the figures).
 
 A timer signal rather than a helper thread, because forking from a second thread while
 the main one runs user code is unsafe and warns on Python 3.12+; the handler runs in
@@ -67,20 +68,23 @@ class EarlyDispatch:
         self.alarm_seconds = 0.0  # how long the timer's handler held up the first item
         self.alarm_cpu_seconds = 0.0  # ... and the CPU time it took meanwhile
         self.last_send_at = 0.0  # perf_counter() just before the last item was sent
+        self._shortest = MIN_ALARM_SECONDS  # the shortest timer to set
         self._cpu_budget = 0.0  # the timer's seconds: of the caller's CPU time ...
         self._armed_cpu = 0.0  # ... counted from this thread_time() ...
         self._armed_waits: Optional[int] = None  # ... unless it waits (blocks) meanwhile
 
     @contextlib.contextmanager
-    def armed(self, seconds: float, next_index: int) -> Iterator[None]:
-        """Fire after *seconds* (at least MIN_ALARM_SECONDS) unless the block is over
-        by then."""
+    def armed(
+        self, seconds: float, next_index: int, shortest: float = MIN_ALARM_SECONDS
+    ) -> Iterator[None]:
+        """Fire after *seconds* (at least *shortest*) unless the block is over by then."""
         self.next_index = next_index
         if not _alarm_is_free():
             yield
             return
         previous = signal.signal(signal.SIGALRM, self._on_alarm)
-        self._cpu_budget = max(seconds, MIN_ALARM_SECONDS)
+        self._shortest = shortest
+        self._cpu_budget = max(seconds, shortest)
         self._armed_cpu = time.thread_time()
         self._armed_waits = voluntary_switches()
         signal.setitimer(signal.ITIMER_REAL, self._cpu_budget)
@@ -104,7 +108,7 @@ class EarlyDispatch:
         if computed < FULL_CPU_SHARE * self._cpu_budget and waits_since(self._armed_waits) == 0:
             # Another process held the caller's CPU: the item has not had the budget
             # yet. Wait for the rest of it, as the probe counts its budget in CPU time.
-            rest = max(self._cpu_budget - computed, MIN_ALARM_SECONDS)
+            rest = max(self._cpu_budget - computed, self._shortest)
             signal.setitimer(signal.ITIMER_REAL, rest)
             return
         self._hand_out()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import os
@@ -9,6 +10,7 @@ import re
 import time
 import weakref
 import zlib
+from typing import Any, Callable
 
 import psutil
 import pytest
@@ -18,7 +20,7 @@ from markers import NEEDS_WAIT_COUNTS
 from parmap import parallel_imap, parallel_map
 from parmap._backends import Chunk
 from parmap._backends._process import ProcessSession
-from parmap._early import EarlyDispatch
+from parmap._early import MIN_ALARM_SECONDS, EarlyDispatch
 from parmap._platform import START_METHODS
 
 from helpers import (
@@ -315,7 +317,7 @@ def test_items_that_wait_go_to_workers_after_one_second_look(
     second look sees them wait again, and they go to the workers.
 
     The first item's timer is off: on a busy machine a 0.2 ms item that loses its CPU
-    for 4 ms would have it hand out work before the probe decides (1 run in 10 under
+    for a few ms would have it hand out work before the probe decides (1 run in 10 under
     two busy loops), and that path has tests of its own."""
     monkeypatch.setattr(parmap._early, "_alarm_is_free", lambda: False)
     parallel_map(square, range(4), 2, serial_fallback=False)
@@ -350,6 +352,82 @@ def test_long_first_item_hands_out_work_meanwhile(
     assert f"handed out {workers - 1} item(s) while the first ran" in caplog.text
     assert pids[0] == os.getpid()
     assert os.getpid() not in pids[1:workers]
+
+
+def _timer_floors(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The shortest timer each call allows around its first item, call by call."""
+    floors: list[float] = []
+    armed = EarlyDispatch.armed
+
+    def spy(
+        self: EarlyDispatch, seconds: float, next_index: int, shortest: float = MIN_ALARM_SECONDS
+    ) -> Any:
+        floors.append(shortest)
+        return armed(self, seconds, next_index, shortest)
+
+    monkeypatch.setattr(EarlyDispatch, "armed", spy)
+    return floors
+
+
+def _power(x: int, exponent: int) -> int:
+    return int(x**exponent)
+
+
+class _Powers:
+    def square(self, x: int) -> int:
+        return x * x
+
+
+def _a_new_lambda() -> Callable[[int], int]:
+    return lambda x: x * x
+
+
+#: Each makes a new object at every call, as user code does.
+_NEW_FNS: dict[str, Callable[[], Callable[[int], int]]] = {
+    "function": lambda: _cube,
+    "bound method": lambda: _Powers().square,
+    "partial": lambda: functools.partial(_power, exponent=2),
+    "lambda": _a_new_lambda,
+}
+
+
+def _cube(x: int) -> int:
+    return x**3
+
+
+@pytest.mark.parametrize("kind", sorted(_NEW_FNS))
+def test_only_a_fns_first_call_times_its_first_item_under_a_tick(
+    monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """A fn's first call sets the first item's timer to its budget (1 ms on a warm
+    pool), so a costly item leaves the other CPUs idle 1 ms, not 4. Later calls keep
+    the 4 ms floor, which spares cheap calls about 20 us: also those of bound methods,
+    partials and lambdas, which are new objects at every call (known by their code)."""
+    parallel_map(square, range(4), 2, serial_fallback=False)  # warm
+    floors = _timer_floors(monkeypatch)
+    for _ in range(3):
+        fn = _NEW_FNS[kind]()
+        assert parallel_map(fn, range(8), 2) == list(map(fn, range(8)))
+    assert floors == [0.0, MIN_ALARM_SECONDS, MIN_ALARM_SECONDS]
+
+
+def _three_ms_first_item(x: int) -> int:
+    if x == 0:
+        busy_for(0.003)
+    return os.getpid()
+
+
+def test_a_new_fns_first_item_of_3_ms_hands_out_work_meanwhile(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Under the 4 ms floor a 3 ms first item ran alone; a new fn's 1 ms timer hands
+    the next item to a worker while it runs."""
+    parallel_map(square, range(4), 2, serial_fallback=False)  # warm
+    with caplog.at_level(logging.DEBUG, logger="parmap"):
+        pids = parallel_map(_three_ms_first_item, range(4), 2)
+    assert "handed out 1 item(s) while the first ran" in caplog.text
+    assert pids[0] == os.getpid()
+    assert pids[1] != os.getpid()
 
 
 def _long_first_item(x: int) -> int:
@@ -508,9 +586,9 @@ def test_a_narrow_parallel_verdict_is_not_remembered(
     """Items of 1.3 ms that cost 0.8 ms each to send go parallel, but only just: were
     they half as costly, the caller would be faster. Such a verdict is not remembered,
     so the next call times its first item again instead of handing out work unprobed
-    on the strength of a first item that may have read high. (On a busy machine the
-    first item can outlast the 4 ms timer, which then hands out work beside it: the
-    verdict is the same, and just as narrow.)"""
+    on the strength of a first item that may have read high. (A new fn's first item
+    gets a 1 ms timer on a warm pool, which may hand out work beside it: the verdict is
+    the same, and just as narrow. The next call's timer keeps the 4 ms tick floor.)"""
     monkeypatch.setattr(parmap._call, "_seconds_per_item", weakref.WeakKeyDictionary())
     monkeypatch.setattr(parmap._serial.Probe, "transfer_seconds", lambda self: 0.000_8)
     parallel_map(square, range(4), 2, serial_fallback=False)  # warm
@@ -547,9 +625,10 @@ def test_the_timer_counts_the_callers_cpu_time_not_the_clocks(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The first item runs 15 ms by the clock, but the caller's CPU time stands still and
-    it never waits: another process held its CPU. The 4 ms timer fires and finds the
-    item has not had its budget, so it hands out nothing while the first item runs."""
-    parallel_map(square, range(4), 2, serial_fallback=False)  # warm: a 4 ms timer
+    it never waits: another process held its CPU. The timer (1 ms: a new fn, a warm
+    pool) fires and finds the item has not had its budget, so it hands out nothing
+    while the first item runs."""
+    parallel_map(square, range(4), 2, serial_fallback=False)  # warm: a 1 ms budget
     monkeypatch.setattr(parmap._early, "time", _CallerWithoutCpu)
     with caplog.at_level(logging.DEBUG, logger="parmap"):
         pids = parallel_map(_fifteen_ms_by_the_clock, range(2), 2)

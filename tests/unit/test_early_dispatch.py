@@ -16,8 +16,9 @@ def _never_called() -> Any:
 
 @pytest.mark.parametrize("requested", [0.001, 0.02])
 def test_the_timer_is_at_least_a_kernel_tick(requested: float) -> None:
-    """A warm pool's 1 ms budget still sets a 4 ms timer: one due before the next tick
-    costs a reprogrammed timer device twice, 17 us a call on a virtual machine."""
+    """For a fn timed before, a warm pool's 1 ms budget still sets a 4 ms timer: one due
+    before the next tick costs a reprogrammed timer device twice, 17 us a call on a
+    virtual machine."""
     early = EarlyDispatch(_never_called, iter([]), 1)
     with early.armed(requested, 1):
         remaining, interval = signal.getitimer(signal.ITIMER_REAL)
@@ -26,3 +27,12 @@ def test_the_timer_is_at_least_a_kernel_tick(requested: float) -> None:
     assert MIN_ALARM_SECONDS >= 0.004
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0), "cancelled after the block"
     assert signal.getsignal(signal.SIGALRM) == signal.SIG_DFL, "the handler is put back"
+
+
+def test_a_timer_without_a_floor_is_its_budget() -> None:
+    """A new fn's first call sets the timer to its budget: a warm pool's 1 ms."""
+    early = EarlyDispatch(_never_called, iter([]), 1)
+    with early.armed(0.001, 1, shortest=0.0):
+        remaining, _ = signal.getitimer(signal.ITIMER_REAL)
+    assert 0.000_9 < remaining <= 0.001
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0), "cancelled after the block"
