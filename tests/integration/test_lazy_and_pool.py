@@ -641,16 +641,20 @@ def test_the_timers_handler_losing_its_cpu_leaves_the_item_time_alone(
 ) -> None:
     """The timer's handler hands out work while the first item runs; waking a worker
     can cost the caller its CPU for a while. That pause is neither the item's clock
-    time nor its CPU time: the item time remembered for the next call is the 5 ms the
-    item computed."""
+    time nor its CPU time: the item time remembered for the next call is what the item
+    computed, its 5 ms of CPU time less the handler's (busy_for counts both)."""
     parallel_map(square, range(4), 2, serial_fallback=False)  # warm: the timer fires
     monkeypatch.setattr(parmap._call, "_seconds_per_item", weakref.WeakKeyDictionary())
     monkeypatch.setattr(parmap._serial, "time", _CLOCK)
     monkeypatch.setattr(parmap._early, "time", _CLOCK)
     hand_out = EarlyDispatch._hand_out
 
+    handler_cpu: list[float] = []
+
     def hand_out_and_lose_the_cpu(early: EarlyDispatch) -> None:
+        began = time.thread_time()
         hand_out(early)
+        handler_cpu.append(time.thread_time() - began)
         _CLOCK.paused += 0.01
 
     monkeypatch.setattr(EarlyDispatch, "_hand_out", hand_out_and_lose_the_cpu)
@@ -659,7 +663,8 @@ def test_the_timers_handler_losing_its_cpu_leaves_the_item_time_alone(
     assert set(pids) - {os.getpid()}, "the timer handed out work"
     remembered = _item_seconds_remembered(_five_ms_then_pid)
     assert isinstance(remembered, float)
-    assert 0.004 <= remembered <= 0.008
+    computed = 0.005 - sum(handler_cpu)  # usually 30 us of it; 1 ms once on a busy CI
+    assert computed - 0.001 <= remembered <= computed + 0.003
 
 
 @pytest.mark.parametrize("warm", [False, True], ids=["probe measured", "timer handed out"])
