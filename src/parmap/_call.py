@@ -32,6 +32,7 @@ from typing import (
 )
 
 from ._backends import Chunk, Session
+from ._callables import function_inside
 from ._chunking import (
     Costs,
     chunk_size,
@@ -120,8 +121,7 @@ _timed_code: weakref.WeakSet[Any] = weakref.WeakSet()
 
 def _timed_before(fn: Callable[[Any], Any]) -> bool:
     """Whether the caller has timed an item of fn's code before; remembers that it has."""
-    target = fn.func if isinstance(fn, partial) else fn
-    target = getattr(target, "__func__", target)  # a bound method's function
+    target = function_inside(fn)
     code = getattr(target, "__code__", target)
     try:
         if code in _timed_code:

@@ -25,6 +25,7 @@ import time
 import traceback
 from typing import Any, Callable, NamedTuple, Sequence
 
+from ._callables import function_inside
 from ._platform import (
     die_with_parent,
     mark_worker_process,
@@ -236,8 +237,7 @@ def _copied_namespace(fn: object) -> dict[str, Any] | None:
     sets are copied into fn's globals before it runs, so ``global session`` in the
     initializer is seen by fn, as it would be in the caller or under fork.
     """
-    target = getattr(fn, "func", fn)  # functools.partial
-    target = getattr(target, "__func__", target)  # bound method
+    target = function_inside(fn)
     namespace = getattr(target, "__globals__", None)
     module = sys.modules.get(getattr(target, "__module__", None) or "")
     if namespace is None or (module is not None and namespace is vars(module)):
