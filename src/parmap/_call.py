@@ -49,6 +49,7 @@ from ._scheduler import Deadline, iter_chunks, run_chunks
 from ._serial import SERIAL_BATCH, Probe, extend_serially, probe, run_serially
 
 if TYPE_CHECKING:
+    from ._backends._executor import ExecutorSession, StartMark
     from ._backends._process import PoolSettings, ProcessPool, ProcessSession
 
 #: Seconds to start a cold pool, by start method, measured on Linux (2 workers):
@@ -61,6 +62,10 @@ THREAD_START_SECONDS = 0.002
 #: How long the caller waits for the first item on a thread before it hands out the
 #: rest: longer than a cheap item takes, short next to an I/O wait it would delay.
 FIRST_THREAD_ITEM_WAIT = 0.000_5
+#: ... unless the item is seen waiting sooner: still running this long after it started,
+#: while the caller holds the GIL (so the item does not), it waits on I/O, a lock or C
+#: code that releases the GIL, and the next items can wait beside it.
+FIRST_THREAD_ITEM_WAITING = 0.000_1
 #: One chunk's round trip: pipe to a process, a future to a thread or an executor.
 CHUNK_SECONDS = {"process": 0.000_2, "thread": 0.000_05, "executor": 0.001}
 #: The probe runs at least this long, so timer resolution does not decide.
@@ -299,15 +304,21 @@ class Call:
             from ._backends._process import ProcessSession
 
             return ProcessSession(pool, self._fn_payload(), self._on_done())
-        from ._backends._executor import executor_session, thread_session
-
         options = self.options
         if options.backend == "thread":
-            return thread_session(
-                self.fn, options.workers, options.initializer, options.initargs, self._on_done()
-            )
+            return self._thread_session()
+        from ._backends._executor import executor_session
+
         assert not isinstance(options.backend, str)
         return executor_session(options.backend, self.fn, options.workers, self._on_done())
+
+    def _thread_session(self) -> ExecutorSession:
+        from ._backends._executor import thread_session
+
+        options = self.options
+        return thread_session(
+            self.fn, options.workers, options.initializer, options.initargs, self._on_done()
+        )
 
     def _parallel_phase(self, handover: Handover) -> Iterator[list[Any]]:
         options = self.options
@@ -400,19 +411,22 @@ class Call:
     def _first_item_on_a_thread(
         self,
     ) -> Generator[list[Any], None, tuple[Optional[Handover], int]]:
-        """Run the first item on a worker thread, waiting for it half a millisecond.
+        """Run the first item on a worker thread, waiting for it half a millisecond at most.
 
         Threads start in microseconds and share the caller's memory, so this costs little,
         and a first item that waits on I/O then overlaps with the next ones instead of
         delaying them. Returns a handover if it is still running, else how many items ran.
         """
+        from ._backends._executor import StartMark
+
         batch = list(islice(self.items, 1))
         if not batch:
             return None, 0
-        session = self._open_session()
+        session = self._thread_session()
+        mark = StartMark(self.fn)
         try:
-            session.submit(Chunk(0, batch))
-            finished = session.wait(FIRST_THREAD_ITEM_WAIT)
+            session.submit(Chunk(0, batch), mark)
+            finished = _wait_for_first_thread_item(session, mark)
         except BaseException:
             session.cancel()
             raise
@@ -785,3 +799,23 @@ class Call:
                 return WARM_START_SECONDS
             return START_SECONDS[self._start_method()]
         return THREAD_START_SECONDS if self.options.backend == "thread" else 0.0
+
+
+def _wait_for_first_thread_item(
+    session: ExecutorSession, mark: StartMark
+) -> list[tuple[int, list[Any]]]:
+    """The first item's results, or [] once it is seen waiting or the wait runs out."""
+    ends = time.perf_counter() + FIRST_THREAD_ITEM_WAIT
+    timeout = FIRST_THREAD_ITEM_WAITING
+    while True:
+        finished = session.wait(timeout)
+        if finished:
+            return finished
+        now = time.perf_counter()
+        started = mark.started
+        if now >= ends or (started is not None and now - started >= FIRST_THREAD_ITEM_WAITING):
+            # It may have finished while this thread took the GIL back.
+            return session.wait(0)
+        if started is not None:
+            timeout = started + FIRST_THREAD_ITEM_WAITING - now
+        timeout = min(timeout, ends - now)

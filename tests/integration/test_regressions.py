@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+import parmap._call
 from parmap import SerializationError, parallel_imap, parallel_map
 
 from helpers import busy_for, identity, pid_of, slow_tagged, slow_then_fail_at_zero, tagged
@@ -112,6 +113,23 @@ def test_thread_backend_runs_a_slow_first_item_on_a_thread() -> None:
     """An I/O-bound first item does not hold up the others in the caller's thread."""
     names = parallel_map(_wait_then_name, range(8), 4, backend="thread")
     assert all(name.startswith("parmap-thread") for name in names), names
+
+
+def test_a_first_item_waiting_on_io_has_the_next_ones_start_beside_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Seen waiting off the GIL, the first item gets company at once, not after a
+    fixed wait: here the wait is made longer than the first item would wait."""
+    monkeypatch.setattr(parmap._call, "FIRST_THREAD_ITEM_WAIT", 60.0)
+    second_started = threading.Event()
+
+    def first_waits_for_the_second(x: int) -> bool:
+        if x == 0:  # the workload: item 0 can only succeed next to item 1
+            return second_started.wait(5)
+        second_started.set()
+        return True
+
+    assert parallel_map(first_waits_for_the_second, range(4), 4, backend="thread") == [True] * 4
 
 
 def _wait_then_name(x: int) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import queue
 import sys
+import time
 from concurrent import futures
 from typing import Any, Callable, Optional
 
@@ -44,9 +45,10 @@ class ExecutorSession:
     def has_capacity(self) -> bool:
         return len(self._in_flight) < self._capacity
 
-    def submit(self, chunk: Chunk) -> None:
+    def submit(self, chunk: Chunk, fn: Optional[Callable[[Any], Any]] = None) -> None:
+        """Run *chunk* with this session's fn, or with *fn* (the same fn, watched)."""
         future = self._executor.submit(
-            run_chunk_task, self._fn, chunk.start, chunk.items, **self._submit_keywords
+            run_chunk_task, fn or self._fn, chunk.start, chunk.items, **self._submit_keywords
         )
         self._in_flight[future] = chunk
         # Finished futures land in a queue: waiting costs the same however many chunks
@@ -88,6 +90,20 @@ class ExecutorSession:
     def close(self) -> None:
         if self._owned:
             self._executor.shutdown(wait=True)
+
+
+class StartMark:
+    """*fn* that notes when it was first called, so the caller can tell an item that has
+    not started from one that started and is still running."""
+
+    def __init__(self, fn: Callable[[Any], Any]) -> None:
+        self._fn = fn
+        self.started: Optional[float] = None  # time.perf_counter() at the first call
+
+    def __call__(self, item: Any) -> Any:
+        if self.started is None:
+            self.started = time.perf_counter()
+        return self._fn(item)
 
 
 def thread_session(

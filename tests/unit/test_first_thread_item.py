@@ -1,0 +1,121 @@
+"""How long the caller waits for the first item on a thread before going parallel.
+
+The session and the clock are stand-ins: each wait moves the clock on by its timeout,
+and the item starts, finishes or waits when the test says, so the rule is checked
+without depending on how the machine schedules threads.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any, Optional
+
+import pytest
+
+from parmap import _call
+from parmap._call import (
+    FIRST_THREAD_ITEM_WAIT,
+    FIRST_THREAD_ITEM_WAITING,
+    _wait_for_first_thread_item,
+)
+
+RESULTS = [(0, ["first"])]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+class FirstItem:
+    """The first item's thread: it starts at *starts_at* (None: not yet) and is done at
+    *done_at* (None: still running); *seen_done_late* is when the caller first sees it
+    done: only once it holds the GIL again, after the wait that timed out."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        starts_at: Optional[float],
+        done_at: Optional[float] = None,
+        seen_done_late: bool = False,
+    ) -> None:
+        self.clock = clock
+        self.starts_at = starts_at
+        self.done_at = done_at
+        self.seen_done_late = seen_done_late
+        self.timeouts: list[float] = []
+
+    @property
+    def started(self) -> Optional[float]:  # what StartMark.started reads
+        if self.starts_at is None or self.clock.now < self.starts_at:
+            return None
+        return self.starts_at
+
+    def wait(self, timeout: Optional[float]) -> list[tuple[int, list[Any]]]:
+        assert timeout is not None
+        assert timeout >= 0
+        self.timeouts.append(timeout)
+        done = self.done_at is not None and self.clock.now + timeout >= self.done_at
+        if done and not self.seen_done_late:  # done during the wait: it wakes the caller
+            self.clock.now = max(self.clock.now, self.done_at or 0.0)
+            return list(RESULTS)
+        self.clock.now += timeout
+        if done and timeout == 0:  # the caller's second look, once it holds the GIL
+            return list(RESULTS)
+        return []
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    clock = Clock()
+    monkeypatch.setattr(_call, "time", SimpleNamespace(perf_counter=clock.perf_counter))
+    return clock
+
+
+def _wait(item: FirstItem) -> list[tuple[int, list[Any]]]:
+    return _wait_for_first_thread_item(item, item)  # type: ignore[arg-type]
+
+
+def test_an_item_seen_waiting_hands_out_the_rest_before_the_wait_runs_out(clock: Clock) -> None:
+    """Started, unfinished, and the caller has the GIL: it waits off the GIL (I/O)."""
+    item = FirstItem(clock, starts_at=0.0)
+    assert _wait(item) == []
+    assert clock.now == pytest.approx(FIRST_THREAD_ITEM_WAITING)
+    assert clock.now < FIRST_THREAD_ITEM_WAIT
+
+
+def test_an_item_that_started_late_is_watched_from_its_start(clock: Clock) -> None:
+    """A thread that took its time to start does not count as waiting for that time."""
+    starts_at = 0.6 * FIRST_THREAD_ITEM_WAITING
+    item = FirstItem(clock, starts_at=starts_at)
+    assert _wait(item) == []
+    assert clock.now == pytest.approx(starts_at + FIRST_THREAD_ITEM_WAITING)
+
+
+def test_an_item_that_has_not_started_gets_the_whole_wait(clock: Clock) -> None:
+    """A thread that never got going is not mistaken for one waiting on I/O."""
+    item = FirstItem(clock, starts_at=None)
+    assert _wait(item) == []
+    assert clock.now == pytest.approx(FIRST_THREAD_ITEM_WAIT)
+
+
+def test_an_item_that_finishes_in_time_is_the_answer(clock: Clock) -> None:
+    item = FirstItem(clock, starts_at=0.0, done_at=0.5 * FIRST_THREAD_ITEM_WAITING)
+    assert _wait(item) == RESULTS
+
+
+def test_an_item_done_while_the_caller_took_the_gil_back_is_not_running(clock: Clock) -> None:
+    """The wait timed out, but the item finished before the caller could look: a
+    CPU-bound item that held the GIL. It is the answer, not a reason to go parallel."""
+    item = FirstItem(clock, starts_at=0.0, done_at=FIRST_THREAD_ITEM_WAITING, seen_done_late=True)
+    assert _wait(item) == RESULTS
+    assert item.timeouts[-1] == 0, "it looked again without waiting"
+
+
+def test_no_wait_goes_past_the_end_of_the_whole_wait(clock: Clock) -> None:
+    item = FirstItem(clock, starts_at=FIRST_THREAD_ITEM_WAIT - 0.1 * FIRST_THREAD_ITEM_WAITING)
+    assert _wait(item) == []
+    assert clock.now == pytest.approx(FIRST_THREAD_ITEM_WAIT)
