@@ -10,7 +10,15 @@ import pytest
 import parmap._call
 from parmap import SerializationError, parallel_imap, parallel_map
 
-from helpers import busy_for, identity, pid_of, slow_tagged, slow_then_fail_at_zero, tagged
+from helpers import (
+    busy_for,
+    identity,
+    pid_of,
+    slow_tagged,
+    slow_then_fail_at_zero,
+    square,
+    tagged,
+)
 
 
 def _warm_up() -> None:
@@ -136,3 +144,36 @@ def _wait_then_name(x: int) -> str:
     if x == 0:
         threading.Event().wait(0.2)  # an I/O wait: the workload, not synchronisation
     return threading.current_thread().name
+
+
+@pytest.mark.parametrize("fallback", [True, False], ids=["first item on a thread", "all threads"])
+def test_a_thread_call_returns_its_results_without_waiting_for_its_threads_to_exit(
+    fallback: bool,
+) -> None:
+    """The results are in once the last chunk is: a thread's exit (here held up by a
+    thread-local's finalizer, as a closing connection can be) happens after the call."""
+    call_returned = threading.Event()
+    seen_at_exit: list[bool] = []
+    per_thread = threading.local()
+
+    class HeldUpExit:
+        def __del__(self) -> None:  # runs as its thread exits
+            seen_at_exit.append(call_returned.wait(5))
+
+    def keep_a_held_up_exit() -> None:
+        per_thread.guard = HeldUpExit()
+
+    squares = parallel_map(
+        square,
+        range(40),
+        4,
+        backend="thread",
+        initializer=keep_a_held_up_exit,
+        serial_fallback=fallback,
+    )
+    call_returned.set()
+    assert squares == [x * x for x in range(40)]
+    for thread in [t for t in threading.enumerate() if t.name.startswith("parmap-thread")]:
+        thread.join(10)
+    assert seen_at_exit, "no thread exited"
+    assert all(seen_at_exit), seen_at_exit

@@ -88,8 +88,10 @@ class ExecutorSession:
             self._executor.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
+        # Every chunk is done: the idle threads exit by themselves. Joining them one by
+        # one took 2.7 ms for 32 threads, which the caller's results had to wait for.
         if self._owned:
-            self._executor.shutdown(wait=True)
+            self._executor.shutdown(wait=False)
 
 
 class StartMark:
