@@ -664,7 +664,11 @@ def test_the_timers_handler_losing_its_cpu_leaves_the_item_time_alone(
     remembered = _item_seconds_remembered(_five_ms_then_pid)
     assert isinstance(remembered, float)
     computed = 0.005 - sum(handler_cpu)  # usually 30 us of it; 1 ms once on a busy CI
-    assert computed - 0.001 <= remembered <= computed + 0.003
+    # A handler that outlasts the item's remaining CPU time (117 ms once on a slow CI host;
+    # a full garbage collection of the test process would take that) ends busy_for as it
+    # returns: the item computed only what it had before the timer fired, at most 1 ms.
+    lowest, highest = max(0.0, computed - 0.001), max(computed, 0.001) + 0.003
+    assert lowest <= remembered <= highest
 
 
 @pytest.mark.parametrize("warm", [False, True], ids=["probe measured", "timer handed out"])
