@@ -18,7 +18,12 @@ import pytest
 #: A caller whose two workers each announce their pid, then compute forever.
 BUSY_CALLER = """
 import os
+import signal
 from parmap import parallel_map
+
+# Ctrl-C raises KeyboardInterrupt, as in a terminal's foreground job, also where the
+# tests run in a background job (started with &), which starts with SIGINT ignored.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 def busy(x):
     os.write(1, f"busy {{os.getpid()}}\\n".encode())  # one write: lines never interleave
