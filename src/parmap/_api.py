@@ -112,23 +112,23 @@ def parallel_map(
     # Sized inputs (lists, tuples, ranges, dicts...) are read as they go; others first.
     items = iterable if hasattr(iterable, "__len__") else list(iterable)
     total = len(items)  # type: ignore[arg-type]
-    return _joined(Call(fn, iter(items), total, options, lazy=False).run())
+    return _joined(Call(fn, iter(items), total, options, lazy=False).run(), total)
 
 
-def _joined(pieces: Iterator[list[R]]) -> list[R]:
-    """The lists of results, one after the other, as one list.
+def _joined(pieces: Iterator[list[R]], total: int) -> list[R]:
+    """The lists of results, one after the other, as one list of *total* results.
 
-    Often there is only one. A first list shorter than the second (the first item, run
-    on a thread, before the rest ran in the caller) goes in front of it at the end, a
-    move of pointers, rather than the second being copied into it: a copy touches every
-    result twice (a reference taken, and dropped with the copied list), 4-6 ms for a
-    million.
+    Often there is only one. Otherwise the later lists are appended to the first, except
+    where the second holds at least half the results (the first item ran on a thread,
+    the rest in the caller): then the first goes in front of the second at the end. That
+    moves pointers (0.7 ms for a million), where appending the second would take and
+    later drop a reference to each of its results (5.4 ms for a million).
     """
     head = next(pieces, [])
     results = next(pieces, None)
     if results is None:
         return head
-    if len(results) <= len(head):
+    if 2 * len(results) < total:
         head.extend(results)
         results, head = head, []
     for chunk_results in pieces:
