@@ -413,9 +413,10 @@ class Call:
     ) -> Generator[list[Any], None, tuple[Optional[Handover], int]]:
         """Run the first item on a worker thread, waiting for it half a millisecond at most.
 
-        Threads start in microseconds and share the caller's memory, so this costs little,
-        and a first item that waits on I/O then overlaps with the next ones instead of
-        delaying them. Returns a handover if it is still running, else how many items ran.
+        A thread starts in a fraction of a millisecond and shares the caller's memory, so
+        this costs little, and a first item that waits on I/O then overlaps with the next
+        ones instead of delaying them. Returns a handover if it is still running, else how
+        many items ran.
         """
         from ._backends._executor import StartMark
 

@@ -47,8 +47,9 @@ class ExecutorSession:
 
     def submit(self, chunk: Chunk, fn: Optional[Callable[[Any], Any]] = None) -> None:
         """Run *chunk* with this session's fn, or with *fn* (the same fn, watched)."""
+        run = self._fn if fn is None else fn
         future = self._executor.submit(
-            run_chunk_task, fn or self._fn, chunk.start, chunk.items, **self._submit_keywords
+            run_chunk_task, run, chunk.start, chunk.items, **self._submit_keywords
         )
         self._in_flight[future] = chunk
         # Finished futures land in a queue: waiting costs the same however many chunks
