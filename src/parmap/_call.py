@@ -813,10 +813,9 @@ def _wait_for_first_thread_item(
         if finished:
             return finished
         now = time.perf_counter()
-        started = mark.started
-        if now >= ends or (started is not None and now - started >= FIRST_THREAD_ITEM_WAITING):
-            # It may have finished while this thread took the GIL back.
-            return session.wait(0)
-        if started is not None:
-            timeout = started + FIRST_THREAD_ITEM_WAITING - now
-        timeout = min(timeout, ends - now)
+        # Seen waiting once it has run that long; until it starts, look again as often.
+        since = now if mark.started is None else mark.started
+        decide_at = min(ends, since + FIRST_THREAD_ITEM_WAITING)
+        if now >= decide_at:
+            return session.wait(0)  # it may have finished while this thread took the GIL back
+        timeout = decide_at - now
