@@ -107,10 +107,16 @@ def make_options(
     if not (isinstance(progress, bool) or callable(progress)):
         msg = f"progress must be True, False or a callable(done, total) (got {progress!r})"
         raise TypeError(msg)
-    checked_workers = _positive_int("workers", workers) or _default_workers(checked_backend)
+    limit_threads = _flag("limit_native_threads", limit_native_threads)
+    checked_workers = _positive_int("workers", workers)
     native_threads = None
-    if _flag("limit_native_threads", limit_native_threads) and checked_backend == "process":
-        native_threads = threads_per_worker(available_cpus(), checked_workers)
+    if checked_backend == "process":
+        cpus = available_cpus()  # looked up once for both defaults (a syscall, an env read)
+        checked_workers = checked_workers or cpus
+        if limit_threads:
+            native_threads = threads_per_worker(cpus, checked_workers)
+    else:
+        checked_workers = checked_workers or _default_workers(checked_backend)
     return Options(
         backend=checked_backend,
         workers=checked_workers,
@@ -183,7 +189,8 @@ def _default_workers(backend: Union[str, Executor]) -> int:
         return DEFAULT_THREAD_WORKERS
     if not isinstance(backend, str):
         size = getattr(backend, "_max_workers", None)
-        return size if isinstance(size, int) and size >= 1 else available_cpus()
+        if isinstance(size, int) and size >= 1:
+            return size
     return available_cpus()
 
 
