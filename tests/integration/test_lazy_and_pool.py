@@ -30,6 +30,7 @@ from helpers import (
     identity,
     nested_map,
     pid_of,
+    private_mb_after_collection,
     read_state,
     resident_mb,
     set_state,
@@ -100,6 +101,26 @@ def test_a_worker_holds_a_chunk_of_large_items_once() -> None:
     for now, peak in measured:
         assert now < idle + 1.5 * chunk_mb, "the chunk's bytes stayed in memory beside its items"
         assert peak < idle + 2.5 * chunk_mb, "the last chunk's items were kept while the next came"
+
+
+@pytest.mark.skipif(
+    not os.path.exists("/proc/self/smaps_rollup") or "fork" not in START_METHODS,
+    reason="forks and reads /proc (Linux)",
+)
+def test_a_forked_workers_garbage_collection_leaves_the_callers_objects_shared() -> None:
+    """A full collection in a forked worker does not touch the objects it inherited, so
+    the memory it shares with the caller stays shared instead of being copied."""
+    inherited = [[i] for i in range(1_000_000)]  # about 90 MB of objects the collector tracks
+    parmap.shutdown()  # workers forked now, from a caller that holds them
+    try:
+        private = parallel_map(
+            private_mb_after_collection, range(2), 2, 1, start_method="fork", serial_fallback=False
+        )
+    finally:
+        parmap.shutdown()  # no later test gets workers that carry these objects
+    assert len(inherited) == 1_000_000
+    # Copied, the lists alone would make each worker's private memory 90 MB larger.
+    assert max(private) < 40, f"workers' private memory after a collection: {private} MB"
 
 
 def test_shutdown_stops_the_warm_pool() -> None:
