@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from inherited_heap import NAMES
+from printed_table import printed_rows
 
 HERE = Path(__file__).parent
 
@@ -16,12 +16,9 @@ HERE = Path(__file__).parent
 @pytest.mark.timeout(120)
 def test_the_script_prints_a_row_per_contender() -> None:
     command = [sys.executable, str(HERE / "inherited_heap.py"), "--rounds", "1"]
-    command += ["--objects", "10000"]
-    done = subprocess.run(command, check=True, capture_output=True, text=True, timeout=100)
+    rows = printed_rows([*command, "--objects", "10000"])
 
-    rows = [line for line in done.stdout.splitlines() if line.startswith("| ")][1:]
-    assert [row.split("|")[1].strip() for row in rows] == list(NAMES)
-    for row in rows:
-        seconds, private_mb = (float(cell) for cell in row.strip("|").split("|")[1:])
+    assert list(rows) == list(NAMES)
+    for seconds, private_mb in rows.values():
         assert seconds > 0
         assert private_mb > 0

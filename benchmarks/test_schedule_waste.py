@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from printed_table import printed_rows
 from schedule_waste import DEFAULT_CONTENDERS, table, waste
 
 HERE = Path(__file__).parent
@@ -45,11 +45,9 @@ def test_the_script_prints_a_row_per_default_contender() -> None:
     # The defaults include loky, which sends stamped by value to workers it spawns.
     command = [sys.executable, str(HERE / "schedule_waste.py"), "--scale", "0.01"]
     command += ["--rounds", "1"]
-    done = subprocess.run(command, check=True, capture_output=True, text=True, timeout=100)
+    rows = printed_rows(command)
 
-    rows = [line for line in done.stdout.splitlines() if line.startswith("| ")][1:]
-    assert [row.split("|")[1].strip() for row in rows] == list(DEFAULT_CONTENDERS)
-    for row in rows:
-        values = [float(cell) for cell in row.strip("|").split("|")[1:]]
+    assert list(rows) == list(DEFAULT_CONTENDERS)
+    for values in rows.values():
         assert len(values) == 6
         assert all(value >= 0 for value in values)
