@@ -189,8 +189,7 @@ def _default_workers(backend: Union[str, Executor]) -> int:
         return DEFAULT_THREAD_WORKERS
     if not isinstance(backend, str):
         size = getattr(backend, "_max_workers", None)
-        if isinstance(size, int) and size >= 1:
-            return size
+        return size if isinstance(size, int) and size >= 1 else available_cpus()
     return available_cpus()
 
 
