@@ -1,16 +1,19 @@
-"""What moving 1 MB payloads to a worker costs, step by step, to choose how to send them.
+"""What moving large payloads to a worker costs, step by step, to choose how to send them.
 
-    python benchmarks/payload_transfer.py
+    python benchmarks/payload_transfer.py               # --scale 0.1 for a quick look
 
-Prints, per MB: copying it in memory, pickling it (protocol 5, in band), pickling a
-bytearray out of band (pickle 5 buffers), sending it through a pipe to another process
-and back, the same through shared memory, and a whole parmap call that ships 200 of
-them to workers (``serial_fallback=False``) next to ``map`` in the caller. The answer
-decides docs/performance.md's "Large payloads" section.
+Prints, per MB: copying it in memory, pickling it (protocol 5, in band), sending it
+through a pipe to another process (which answers briefly), the same through shared
+memory, and a whole parmap call that ships 200 of them to workers
+(``serial_fallback=False``) next to ``map`` in the caller; then the same for numpy
+arrays of 8 MB, sent inside the pickle and apart from it (parmap's ``_frames.py``),
+with the sender's CPU time. The answers decide docs/performance.md's "Large
+payloads" section.
 """
 
 from __future__ import annotations
 
+import argparse
 import multiprocessing
 import pickle
 import statistics
@@ -19,10 +22,15 @@ import zlib
 from multiprocessing import shared_memory
 from typing import Any, Callable
 
+import numpy
+
+from parmap import _frames as frames
 from parmap import parallel_map
+from parmap._serialization import dumps_portable
 
 MB = 1_000_000
 COUNT = 200
+ARRAY_COUNT, ARRAY_MB = 24, 8
 
 
 def best_of(repeat: int, action: Callable[[], Any]) -> float:
@@ -41,6 +49,42 @@ def echo(conn: Any) -> None:
         if data == b"stop":
             return
         conn.send_bytes(b"ok")
+
+
+def unpickle_and_answer(conn: Any) -> None:
+    """Receive pickled messages as parmap's workers do, until told to stop; then send
+    the CPU seconds that took."""
+    began = time.process_time()
+    while True:
+        payload, buffers = frames.receive(conn)
+        if payload == b"stop":
+            conn.send(time.process_time() - began)
+            return
+        pickle.loads(payload, buffers=buffers)
+        conn.send_bytes(b"ok")
+
+
+def array_round_trips(arrays: list[Any], apart: bool) -> tuple[float, float, float]:
+    """Seconds, and the sender's and the receiver's CPU seconds, to send every array to a
+    process that unpickles it: inside the pickle, or with its buffer apart (_frames.py)."""
+    ours, theirs = multiprocessing.Pipe()
+    worker = multiprocessing.get_context("fork").Process(target=unpickle_and_answer, args=(theirs,))
+    worker.start()
+
+    def send_all() -> None:
+        for array in arrays:
+            buffers: list[memoryview] = []
+            payload = dumps_portable(array, buffers if apart else None)
+            frames.send(ours, payload, buffers)
+            ours.recv_bytes()
+
+    cpu_began = time.process_time()
+    seconds = best_of(5, send_all)
+    cpu_seconds = (time.process_time() - cpu_began) / 5
+    ours.send_bytes(b"stop")
+    receiver_seconds = ours.recv() / 5
+    worker.join()
+    return seconds, cpu_seconds, receiver_seconds
 
 
 def pipe_round_trips(payloads: list[bytes]) -> float:
@@ -75,13 +119,12 @@ def shared_memory_copies(payloads: list[bytes]) -> float:
 
 
 def main() -> None:
-    payloads = [bytes([i % 256]) * MB for i in range(COUNT)]
-    arrays = [bytearray(p) for p in payloads]
-
-    def out_of_band() -> None:
-        for array in arrays:
-            buffers: list[pickle.PickleBuffer] = []
-            pickle.dumps(array, 5, buffer_callback=buffers.append)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply the payloads")
+    scale = parser.parse_args().scale
+    count = max(4, round(COUNT * scale))
+    array_count = max(2, round(ARRAY_COUNT * scale))
+    payloads = [bytes([i % 256]) * MB for i in range(count)]
 
     def each(action: Callable[[Any], Any], values: list[Any]) -> Callable[[], None]:
         def run() -> None:
@@ -95,14 +138,13 @@ def main() -> None:
         "pickle and unpickle, in band": best_of(
             5, each(lambda p: pickle.loads(pickle.dumps(p, 5)), payloads)
         ),
-        "pickle 5, bytearray out of band": best_of(5, out_of_band),
         "pipe to a process and back": pipe_round_trips(payloads),
         "shared memory, in and out": shared_memory_copies(payloads),
         "crc32 of the payload (the work)": best_of(5, each(zlib.crc32, payloads)),
     }
-    print(f"{COUNT} payloads of 1 MB; per MB, median of 5:")
+    print(f"{count} payloads of 1 MB; per MB, median of 5:")
     for name, seconds in rows.items():
-        print(f"  {name:<34} {seconds / COUNT * 1e3:7.3f} ms")
+        print(f"  {name:<34} {seconds / count * 1e3:7.3f} ms")
     parallel_map(abs, range(100), 2, serial_fallback=False)  # start the workers first
     shipped = best_of(5, lambda: parallel_map(zlib.crc32, payloads, 2, serial_fallback=False))
     default = best_of(5, lambda: parallel_map(zlib.crc32, payloads, 2))
@@ -110,6 +152,17 @@ def main() -> None:
     print(f"list(map(crc32, payloads))                   {in_caller * 1e3:7.1f} ms")
     print(f"parallel_map(crc32, payloads) (default)      {default * 1e3:7.1f} ms")
     print(f"parallel_map(..., serial_fallback=False)     {shipped * 1e3:7.1f} ms")
+    rng = numpy.random.default_rng(1)
+    arrays = [rng.random(ARRAY_MB * MB // 8) for _ in range(array_count)]
+    size = array_count * ARRAY_MB
+    print(f"{array_count} numpy arrays of {ARRAY_MB} MB to a process; per MB, median of 5:")
+    for apart in (False, True):
+        seconds, sender, receiver = array_round_trips(arrays, apart)
+        how = "apart from the pickle" if apart else "inside the pickle"
+        print(
+            f"  {how:<34} {seconds / size * 1e3:7.3f} ms, CPU of the sender "
+            f"{sender / size * 1e3:.3f} ms and of the receiver {receiver / size * 1e3:.3f} ms"
+        )
 
 
 if __name__ == "__main__":

@@ -209,3 +209,9 @@ class CountingSource:
         for value in itertools.count():
             self.read += 1
             yield value
+
+
+def double_in_place(array: Any) -> tuple[int, Any]:
+    """Changes its item in place and returns it, with the pid of the process it ran in."""
+    array *= 2
+    return os.getpid(), array

@@ -11,9 +11,10 @@ naming what, why and how to fix it, before a worker waits for it.
 from __future__ import annotations
 
 import pickle
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from ._errors import SerializationError
+from ._frames import apart_collector
 
 PROTOCOL = pickle.HIGHEST_PROTOCOL
 
@@ -69,10 +70,16 @@ def _importable_by_reference(fn: object) -> bool:
     return "<lambda>" not in qualname and "<locals>" not in qualname
 
 
-def dumps_message(message: tuple[Any, ...], items: Sequence[Any], start: int) -> bytes:
-    """Pickle a message whose last element is *items*; name the bad item on failure."""
+def dumps_message(
+    message: tuple[Any, ...],
+    items: Sequence[Any],
+    start: int,
+    buffers: Optional[list[memoryview]] = None,
+) -> bytes:
+    """Pickle a message that holds *items*, large buffers apart in *buffers* if given
+    (``_frames.py``); name the bad item on failure."""
     try:
-        return dumps_portable(message)
+        return dumps_portable(message, buffers)
     except Exception as exc:
         index, culprit, error = _first_unpicklable(items, exc)
         msg = (
@@ -83,22 +90,26 @@ def dumps_message(message: tuple[Any, ...], items: Sequence[Any], start: int) ->
         raise SerializationError(msg) from error
 
 
-def dumps_portable(value: object) -> bytes:
+def dumps_portable(value: object, buffers: Optional[list[memoryview]] = None) -> bytes:
     """Plain pickle, unless the payload refers to ``__main__`` (or plain pickle fails).
 
     A worker does not run the caller's ``__main__``, so objects of classes defined
     there travel by value (cloudpickle). Checking the payload for the module name costs
-    a byte scan; other payloads keep plain pickle's speed.
+    a byte scan; other payloads keep plain pickle's speed. Given a *buffers* list, the
+    large buffers go there instead of into the payload (``_frames.py``).
     """
+    keep_apart = None if buffers is None else apart_collector(buffers)
     try:
-        payload = pickle.dumps(value, PROTOCOL)
+        payload = pickle.dumps(value, PROTOCOL, buffer_callback=keep_apart)
     except Exception:
         payload = _MAIN_REFERENCE
     if _MAIN_REFERENCE not in payload:
         return payload
     import cloudpickle
 
-    by_value: bytes = cloudpickle.dumps(value, PROTOCOL)
+    if buffers is not None:
+        buffers.clear()  # those of the plain pickle, which is dropped
+    by_value: bytes = cloudpickle.dumps(value, PROTOCOL, buffer_callback=keep_apart)
     return by_value
 
 

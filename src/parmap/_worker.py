@@ -13,6 +13,9 @@ a number of seconds (progress is on), the worker first sends, as often as that,
     ("failed", start, message)          # fn, items or results could not cross
 and, once at start-up if the initializer raises,
     ("init_failed", exception_payload, type_name, message, traceback_text)
+
+Chunks and answers keep large buffers (numpy arrays) apart from their pickle, and the
+bytes follow it on the pipe (``_frames.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import time
 import traceback
 from typing import Any, Callable, NamedTuple, Sequence
 
+from . import _frames as frames
 from ._callables import function_inside
 from ._platform import (
     die_with_parent,
@@ -119,18 +123,20 @@ def process_main(conn: Any, inherited: Sequence[Any], setup: WorkerSetup) -> Non
         try:
             if idle_timeout is not None and not conn.poll(idle_timeout):
                 return  # idle too long: free the memory; the caller starts a new one
-            data = conn.recv_bytes()
+            data, buffers = frames.receive(conn)
             if data == FN_FRAME:
                 fn, fn_error = _load_fn(conn.recv_bytes())
                 continue
         except (EOFError, OSError):  # the caller closed the pipe or died
             return
         try:
-            message = pickle.loads(data)
+            message = pickle.loads(data, buffers=buffers)
         except Exception as exc:
             _send(conn, ("failed", -1, _load_error("the items of a chunk", exc)))
             continue
-        del data  # unpickled: a chunk of large items must not be held twice while fn runs
+        # Unpickled: a chunk of large items must not be held twice while fn runs (the
+        # items hold on to the buffers they need).
+        del data, buffers
         if message[0] == "stop":
             return
         _answer_chunk(conn, fn, fn_error, message)
@@ -275,13 +281,15 @@ def _load_error(what: str, exc: BaseException) -> str:
 
 
 def _send(conn: Any, message: tuple[Any, ...]) -> None:
+    buffers: list[memoryview] = []
     try:
-        payload = dumps_portable(message)
+        payload = dumps_portable(message, buffers)
     except Exception as exc:
         if message[0] != "ok":
             raise
+        buffers.clear()
         payload = pickle.dumps(
             ("failed", message[1], unpicklable_result_message(message[2], message[1], exc)),
             PROTOCOL,
         )
-    conn.send_bytes(payload)
+    frames.send(conn, payload, buffers)

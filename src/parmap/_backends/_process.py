@@ -8,6 +8,7 @@ Data flow (no background threads; the caller's thread does all the waiting)::
       first chunk of a call: FN_FRAME,
         then the pickled fn as a frame   ──pipe i──▶ unpickle fn (once per call)
       pickle ("chunk", start, items)     ──pipe i──▶ recv_bytes, unpickle
+        (large buffers apart: _frames.py)
                                                       results = map(fn, items)
     ProcessSession.wait(timeout)         ◀──pipe i── ("ok", start, results) or an error
       connection.wait(busy pipes + busy workers' sentinels, timeout)
@@ -34,6 +35,7 @@ import time
 import types
 from typing import Any, Callable, Iterator, NamedTuple, Optional
 
+from .. import _frames as frames
 from .._errors import (
     SerializationError,
     WorkerCrashedError,
@@ -283,8 +285,12 @@ class ProcessSession:
         return bool(self._idle)
 
     def submit(self, chunk: Chunk) -> None:
+        buffers: list[memoryview] = []
         message = dumps_message(
-            ("chunk", chunk.start, chunk.items, self._report_every), chunk.items, chunk.start
+            ("chunk", chunk.start, chunk.items, self._report_every),
+            chunk.items,
+            chunk.start,
+            buffers,
         )
         worker = self._idle.pop()
         send_fn = worker.call_id != self._call_id
@@ -297,7 +303,7 @@ class ProcessSession:
             if send_fn:  # its own frame: a large closure is not copied into the message
                 worker.conn.send_bytes(FN_FRAME)
                 worker.conn.send_bytes(self._fn_payload)
-            worker.conn.send_bytes(message)
+            frames.send(worker.conn, message, buffers)
 
     def poll(self, timeout: float) -> bool:
         """Whether a chunk finished (or a worker died) within *timeout*; collects nothing."""
@@ -366,7 +372,8 @@ def _receive(worker: _Worker) -> Optional[tuple[Any, ...]]:
     """The worker's answer, or None if it died without one."""
     if not worker.conn.poll():
         return None
-    answer: tuple[Any, ...] = pickle.loads(worker.conn.recv_bytes())
+    payload, buffers = frames.receive(worker.conn)
+    answer: tuple[Any, ...] = pickle.loads(payload, buffers=buffers)
     return answer
 
 
