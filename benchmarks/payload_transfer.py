@@ -5,10 +5,10 @@
 Prints, per MB: copying it in memory, pickling it (protocol 5, in band), sending it
 through a pipe to another process (which answers briefly), the same through shared
 memory, and a whole parmap call that ships 200 of them to workers
-(``serial_fallback=False``) next to ``map`` in the caller; then the same for numpy
-arrays of 8 MB, sent inside the pickle and apart from it (parmap's ``_frames.py``),
-with the sender's CPU time. The answers decide docs/performance.md's "Large
-payloads" section.
+(``serial_fallback=False``) next to ``map`` in the caller; then numpy arrays and
+``bytes`` of 8 MB sent to a process as one frame of ``pickle.dumps`` and as parmap
+sends them (``_frames.py``), with the CPU time of both sides. The answers decide
+docs/performance.md's "Large payloads" section.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import numpy
 
 from parmap import _frames as frames
 from parmap import parallel_map
-from parmap._serialization import dumps_portable
+from parmap._serialization import pickle_portable
 
 MB = 1_000_000
 COUNT = 200
@@ -64,18 +64,20 @@ def unpickle_and_answer(conn: Any) -> None:
         conn.send_bytes(b"ok")
 
 
-def array_round_trips(arrays: list[Any], apart: bool) -> tuple[float, float, float]:
-    """Seconds, and the sender's and the receiver's CPU seconds, to send every array to a
-    process that unpickles it: inside the pickle, or with its buffer apart (_frames.py)."""
+def round_trips(values: list[Any], through_frames: bool) -> tuple[float, float, float]:
+    """Seconds, and the sender's and the receiver's CPU seconds, to send every value to a
+    process that unpickles it: as one frame of ``pickle.dumps``, or as parmap sends
+    large messages (``_frames.py``: unframed, numpy arrays apart from the pickle)."""
     ours, theirs = multiprocessing.Pipe()
     worker = multiprocessing.get_context("fork").Process(target=unpickle_and_answer, args=(theirs,))
     worker.start()
 
     def send_all() -> None:
-        for array in arrays:
-            buffers: list[memoryview] = []
-            payload = dumps_portable(array, buffers if apart else None)
-            frames.send(ours, payload, buffers)
+        for value in values:
+            if through_frames:
+                frames.send(ours, pickle_portable(value, apart=True))
+            else:
+                ours.send_bytes(pickle.dumps(value, pickle.HIGHEST_PROTOCOL))
             ours.recv_bytes()
 
     cpu_began = time.process_time()
@@ -154,15 +156,18 @@ def main() -> None:
     print(f"parallel_map(..., serial_fallback=False)     {shipped * 1e3:7.1f} ms")
     rng = numpy.random.default_rng(1)
     arrays = [rng.random(ARRAY_MB * MB // 8) for _ in range(array_count)]
+    blobs = [bytes([i % 256]) * (ARRAY_MB * MB) for i in range(array_count)]
     size = array_count * ARRAY_MB
-    print(f"{array_count} numpy arrays of {ARRAY_MB} MB to a process; per MB, median of 5:")
-    for apart in (False, True):
-        seconds, sender, receiver = array_round_trips(arrays, apart)
-        how = "apart from the pickle" if apart else "inside the pickle"
-        print(
-            f"  {how:<34} {seconds / size * 1e3:7.3f} ms, CPU of the sender "
-            f"{sender / size * 1e3:.3f} ms and of the receiver {receiver / size * 1e3:.3f} ms"
-        )
+    print(f"{array_count} values of {ARRAY_MB} MB to a process that unpickles them; per MB:")
+    for kind, values in (("numpy arrays", arrays), ("bytes", blobs)):
+        for through_frames in (False, True):
+            seconds, sender, receiver = round_trips(values, through_frames)
+            how = "as parmap sends them" if through_frames else "pickle.dumps, one frame"
+            print(
+                f"  {kind + ', ' + how:<42} {seconds / size * 1e3:6.3f} ms, CPU of the "
+                f"sender {sender / size * 1e3:.3f} ms and of the receiver "
+                f"{receiver / size * 1e3:.3f} ms"
+            )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,9 @@ def test_the_script_prices_every_way_of_sending() -> None:
         "pipe to a process and back",
         "shared memory, in and out",
         "parallel_map(..., serial_fallback=False)",
-        "inside the pickle",
-        "apart from the pickle",
+        "numpy arrays, pickle.dumps, one frame",
+        "numpy arrays, as parmap sends them",
+        "bytes, pickle.dumps, one frame",
+        "bytes, as parmap sends them",
     ):
         assert row in done.stdout, f"no {row!r} row in:\n{done.stdout}"

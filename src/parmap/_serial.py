@@ -26,7 +26,8 @@ TRANSFER_SAMPLE_SECONDS = 0.000_5
 #: pickling it: 0.6 ms per MB on Linux (benchmarks/payload_transfer.py) ...
 PIPE_SECONDS_PER_BYTE = 0.6e-9
 #: ... and pickling and unpickling a byte of a large item (its copies into and out of
-#: the pickle): 0.4 ms per MB.
+#: the pickle): 0.4 ms per MB. High for large ``bytes``, which the sender no longer
+#: copies (_frames.py): kept, so that cheap work on big payloads stays in the caller.
 PICKLE_SECONDS_PER_BYTE = 0.4e-9
 #: A byte of a large buffer sent apart from the pickle (numpy arrays; _frames.py):
 #: 0.19-0.26 ms of the caller's CPU per MB to write it to the pipe or read it, 0.28 ms

@@ -11,10 +11,10 @@ naming what, why and how to fix it, before a worker waits for it.
 from __future__ import annotations
 
 import pickle
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Sequence
 
 from ._errors import SerializationError
-from ._frames import apart_collector
+from ._frames import Pickled, pickle_apart
 
 PROTOCOL = pickle.HIGHEST_PROTOCOL
 
@@ -70,16 +70,11 @@ def _importable_by_reference(fn: object) -> bool:
     return "<lambda>" not in qualname and "<locals>" not in qualname
 
 
-def dumps_message(
-    message: tuple[Any, ...],
-    items: Sequence[Any],
-    start: int,
-    buffers: Optional[list[memoryview]] = None,
-) -> bytes:
-    """Pickle a message that holds *items*, large buffers apart in *buffers* if given
-    (``_frames.py``); name the bad item on failure."""
+def dumps_message(message: tuple[Any, ...], items: Sequence[Any], start: int) -> Pickled:
+    """Pickle a message that holds *items* for a worker's pipe (``_frames.py``); name the
+    bad item on failure."""
     try:
-        return dumps_portable(message, buffers)
+        return pickle_portable(message, apart=True)
     except Exception as exc:
         index, culprit, error = _first_unpicklable(items, exc)
         msg = (
@@ -90,27 +85,28 @@ def dumps_message(
         raise SerializationError(msg) from error
 
 
-def dumps_portable(value: object, buffers: Optional[list[memoryview]] = None) -> bytes:
+def dumps_portable(value: object) -> bytes:
+    """:func:`pickle_portable` as one bytes object."""
+    return pickle_portable(value, apart=False).joined()
+
+
+def pickle_portable(value: object, *, apart: bool) -> Pickled:
     """Plain pickle, unless the payload refers to ``__main__`` (or plain pickle fails).
 
     A worker does not run the caller's ``__main__``, so objects of classes defined
     there travel by value (cloudpickle). Checking the payload for the module name costs
-    a byte scan; other payloads keep plain pickle's speed. Given a *buffers* list, the
-    large buffers go there instead of into the payload (``_frames.py``).
+    a byte scan; other payloads keep plain pickle's speed. With *apart*, large buffers
+    are kept apart from the pickle (``_frames.py``).
     """
-    keep_apart = None if buffers is None else apart_collector(buffers)
     try:
-        payload = pickle.dumps(value, PROTOCOL, buffer_callback=keep_apart)
+        pickled = pickle_apart(pickle.Pickler, value, apart=apart)
+        if not pickled.mentions(_MAIN_REFERENCE):
+            return pickled
     except Exception:
-        payload = _MAIN_REFERENCE
-    if _MAIN_REFERENCE not in payload:
-        return payload
+        pass  # plain pickle cannot: cloudpickle may
     import cloudpickle
 
-    if buffers is not None:
-        buffers.clear()  # those of the plain pickle, which is dropped
-    by_value: bytes = cloudpickle.dumps(value, PROTOCOL, buffer_callback=keep_apart)
-    return by_value
+    return pickle_apart(cloudpickle.Pickler, value, apart=apart)
 
 
 #: How a pickle names the main module when it refers to something defined there.

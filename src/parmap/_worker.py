@@ -14,8 +14,8 @@ a number of seconds (progress is on), the worker first sends, as often as that,
 and, once at start-up if the initializer raises,
     ("init_failed", exception_payload, type_name, message, traceback_text)
 
-Chunks and answers keep large buffers (numpy arrays) apart from their pickle, and the
-bytes follow it on the pipe (``_frames.py``).
+Large chunks and answers travel unframed, their numpy arrays apart from the pickle
+(``_frames.py``).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from ._platform import (
 from ._serialization import (
     PROTOCOL,
     dumps_exception,
-    dumps_portable,
+    pickle_portable,
     unpicklable_result_message,
 )
 
@@ -281,15 +281,11 @@ def _load_error(what: str, exc: BaseException) -> str:
 
 
 def _send(conn: Any, message: tuple[Any, ...]) -> None:
-    buffers: list[memoryview] = []
     try:
-        payload = dumps_portable(message, buffers)
+        pickled = pickle_portable(message, apart=True)
     except Exception as exc:
         if message[0] != "ok":
             raise
-        buffers.clear()
-        payload = pickle.dumps(
-            ("failed", message[1], unpicklable_result_message(message[2], message[1], exc)),
-            PROTOCOL,
-        )
-    frames.send(conn, payload, buffers)
+        failure = ("failed", message[1], unpicklable_result_message(message[2], message[1], exc))
+        pickled = pickle_portable(failure, apart=False)
+    frames.send(conn, pickled)

@@ -217,7 +217,7 @@ def test_unpicklable_closure_names_role_and_fix() -> None:
 def test_dumps_message_round_trips_picklable_items() -> None:
     """A message of picklable items pickles as is."""
     message = ("chunk", 10, [1, "a", (2.5, None)])
-    assert pickle.loads(dumps_message(message, message[2], 10)) == message
+    assert pickle.loads(dumps_message(message, message[2], 10).joined()) == message
 
 
 @pytest.mark.parametrize(("start", "offset"), [(10, 3), (0, 0), (0, 4), (1000, 1)])

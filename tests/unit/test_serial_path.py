@@ -417,11 +417,10 @@ def test_pickled_sizes_count_numpy_buffers() -> None:
 
 def _sizes_sent(value: object) -> tuple[int, int]:
     """What a chunk message would carry: bytes of the pickle, bytes of buffers apart."""
-    from parmap._serialization import dumps_portable
+    from parmap._serialization import pickle_portable
 
-    buffers: list[memoryview] = []
-    payload = dumps_portable(value, buffers)
-    return len(payload), sum(buffer.nbytes for buffer in buffers)
+    pickled = pickle_portable(value, apart=True)
+    return pickled.size(), sum(buffer.nbytes for buffer in pickled.buffers)
 
 
 _PAUSING_CLOCK = PausingClock()

@@ -8,7 +8,7 @@ Data flow (no background threads; the caller's thread does all the waiting)::
       first chunk of a call: FN_FRAME,
         then the pickled fn as a frame   ──pipe i──▶ unpickle fn (once per call)
       pickle ("chunk", start, items)     ──pipe i──▶ recv_bytes, unpickle
-        (large buffers apart: _frames.py)
+        (large ones unframed: _frames.py)
                                                       results = map(fn, items)
     ProcessSession.wait(timeout)         ◀──pipe i── ("ok", start, results) or an error
       connection.wait(busy pipes + busy workers' sentinels, timeout)
@@ -285,12 +285,8 @@ class ProcessSession:
         return bool(self._idle)
 
     def submit(self, chunk: Chunk) -> None:
-        buffers: list[memoryview] = []
         message = dumps_message(
-            ("chunk", chunk.start, chunk.items, self._report_every),
-            chunk.items,
-            chunk.start,
-            buffers,
+            ("chunk", chunk.start, chunk.items, self._report_every), chunk.items, chunk.start
         )
         worker = self._idle.pop()
         send_fn = worker.call_id != self._call_id
@@ -303,7 +299,7 @@ class ProcessSession:
             if send_fn:  # its own frame: a large closure is not copied into the message
                 worker.conn.send_bytes(FN_FRAME)
                 worker.conn.send_bytes(self._fn_payload)
-            frames.send(worker.conn, message, buffers)
+            frames.send(worker.conn, message)
 
     def poll(self, timeout: float) -> bool:
         """Whether a chunk finished (or a worker died) within *timeout*; collects nothing."""

@@ -1,5 +1,5 @@
-"""numpy arrays cross to worker processes and back apart from the pickle (_frames.py),
-with the semantics of a copy."""
+"""Large items and results cross to worker processes and back unframed, numpy arrays apart
+from the pickle (_frames.py), with the semantics of a copy."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from parmap import _frames, parallel_imap, parallel_map
 
 from helpers import double_in_place, identity
 
-pytestmark = pytest.mark.skipif(not _frames.SUPPORTED, reason="buffers travel apart on POSIX")
+pytestmark = pytest.mark.skipif(not _frames.SUPPORTED, reason="messages go unframed on POSIX")
 
 
 def _arrays(count: int, length: int) -> list[numpy.ndarray]:
@@ -49,3 +49,16 @@ def test_arrays_of_many_shapes_and_types_round_trip_through_a_lazy_map() -> None
         assert arrived.shape == sent.shape
         assert numpy.array_equal(arrived, sent)
     assert back[1].flags.f_contiguous
+
+
+def test_large_bytes_and_strings_round_trip_beside_small_items() -> None:
+    rng = numpy.random.default_rng(9)
+    items: list[object] = [
+        rng.bytes(3_000_000),
+        "é" * 200_000,
+        bytearray(rng.bytes(150_000)),
+        b"small",
+        [rng.bytes(70_000), ("nested", rng.bytes(90_000))],
+        7,
+    ]
+    assert parallel_map(identity, items, 2, serial_fallback=False, chunksize=2) == items
