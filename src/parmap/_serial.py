@@ -26,13 +26,11 @@ TRANSFER_SAMPLE_SECONDS = 0.000_5
 #: pickling it: 0.6 ms per MB on Linux (benchmarks/payload_transfer.py) ...
 PIPE_SECONDS_PER_BYTE = 0.6e-9
 #: ... and pickling and unpickling a byte of a large item (its copies into and out of
-#: the pickle): 0.4 ms per MB. High for large ``bytes``, which the sender no longer
-#: copies (_frames.py): kept, so that cheap work on big payloads stays in the caller.
+#: the pickle): 0.4 ms per MB. Kept for the bytes that now cross without those copies
+#: (_frames.py): a worker puts them in fresh memory, which the caller's write waits for,
+#: and 1 MB arrays with 0.93 ms of work each, priced at 0.35 ms per MB, went parallel
+#: and took 1.10x map's time (docs/performance.md).
 PICKLE_SECONDS_PER_BYTE = 0.4e-9
-#: A byte of a large buffer sent apart from the pickle (numpy arrays; _frames.py):
-#: 0.19-0.26 ms of the caller's CPU per MB to write it to the pipe or read it, 0.28 ms
-#: of the clock (benchmarks/payload_transfer.py); priced a little above.
-APART_SECONDS_PER_BYTE = 0.35e-9
 #: Items whose pickle is smaller than this are sampled together, as one list ...
 SMALL_ITEM_BYTES = 4096
 #: ... larger ones are priced per byte, from at most this many: their sizes tell.
@@ -242,10 +240,10 @@ def transfer_seconds(items: list[Any], results: list[Any]) -> float:
     sampled = min(len(items), len(results), TRANSFER_SAMPLE)
     try:
         walk_began = time.perf_counter()
-        first_sizes = pickled_sizes(items[:1])  # also the large sample's first walk
-        if sum(first_sizes) >= SMALL_ITEM_BYTES:
+        first_size = pickled_size(items[:1])  # also the large sample's first walk
+        if first_size >= SMALL_ITEM_BYTES:
             return _large_transfer_seconds(
-                items[:sampled], results[:sampled], walk_began, first_sizes
+                items[:sampled], results[:sampled], walk_began, first_size
             )
         began = time.perf_counter()
         size = 0
@@ -260,23 +258,21 @@ def transfer_seconds(items: list[Any], results: list[Any]) -> float:
 
 
 def _large_transfer_seconds(
-    items: list[Any], results: list[Any], began: float, first_sizes: tuple[int, int]
+    items: list[Any], results: list[Any], began: float, first_size: int
 ) -> float:
     """Price up to LARGE_TRANSFER_SAMPLE large items pair by pair, for at most
-    ``TRANSFER_SAMPLE_SECONDS`` from *began*, when the first item's walk started (it
-    found *first_sizes*: bytes in the pickle, bytes apart).
+    ``TRANSFER_SAMPLE_SECONDS`` from *began*, when the first item's walk (*first_size*
+    bytes) started.
 
-    Walking an object costs about as much again to unpickle it; the bytes in its pickle
-    cost the copies into and out of the pickle and the pipe, those of buffers sent
-    apart only the pipe.
+    Walking an object costs about as much again to unpickle it; its bytes cost the
+    copies into and out of the pickle, and the pipe.
     """
     count = 0
-    in_pickle, apart = first_sizes
+    size = first_size
     for index, result in enumerate(results[:LARGE_TRANSFER_SAMPLE]):
-        for value in (items[index], result) if index else (result,):
-            value_in_pickle, value_apart = pickled_sizes(value)
-            in_pickle += value_in_pickle
-            apart += value_apart
+        if index:
+            size += pickled_size(items[index])
+        size += pickled_size(result)
         count += 1
         # Stop before a pair that would end past the limit, not after it.
         elapsed = time.perf_counter() - began
@@ -284,8 +280,7 @@ def _large_transfer_seconds(
             break
     walking = time.perf_counter() - began
     per_byte = PICKLE_SECONDS_PER_BYTE + PIPE_SECONDS_PER_BYTE
-    bytes_seconds = in_pickle * per_byte + apart * APART_SECONDS_PER_BYTE
-    return (2 * walking + bytes_seconds) / max(1, count)
+    return (2 * walking + size * per_byte) / max(1, count)
 
 
 class _ByteCounter:
@@ -302,19 +297,14 @@ class _ByteCounter:
         return written
 
 
-def pickled_sizes(value: Any) -> tuple[int, int]:
-    """Bytes in *value*'s pickle and in the buffers sent apart from it (``_frames.py``),
-    found without making either.
+def pickled_size(value: Any) -> int:
+    """Bytes in *value*'s pickle, found without making it.
 
     The pickler hands large bytes-like objects to the file as they are, so a megabyte
     of ``bytes`` is counted in microseconds, without a copy.
     """
     import pickle
 
-    from ._frames import apart_collector
-
     counter = _ByteCounter()
-    apart: list[memoryview] = []
-    keep_apart = apart_collector(apart)
-    pickle.Pickler(counter, pickle.HIGHEST_PROTOCOL, buffer_callback=keep_apart).dump(value)
-    return counter.size, sum(buffer.nbytes for buffer in apart)
+    pickle.Pickler(counter, pickle.HIGHEST_PROTOCOL).dump(value)
+    return counter.size

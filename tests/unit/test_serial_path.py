@@ -324,8 +324,6 @@ def test_pricing_large_items_makes_no_pickle(monkeypatch: pytest.MonkeyPatch) ->
     caller anyway. The price still covers every byte's copies and pipe."""
     import pickle
 
-    import numpy
-
     from parmap import _serial
 
     def no_copy(*args: object, **kwargs: object) -> object:
@@ -333,15 +331,10 @@ def test_pricing_large_items_makes_no_pickle(monkeypatch: pytest.MonkeyPatch) ->
 
     monkeypatch.setattr(pickle, "dumps", no_copy)
     monkeypatch.setattr(pickle, "loads", no_copy)
-    payloads = [bytes(1_000_000), bytearray(2_000_000), numpy.zeros(250_000)]
-    seconds = _serial.transfer_seconds(payloads, [0, 0, 0])
+    payloads = [bytes(1_000_000), bytearray(2_000_000)]
+    seconds = _serial.transfer_seconds(payloads, [0, 0])
     per_byte = _serial.PICKLE_SECONDS_PER_BYTE + _serial.PIPE_SECONDS_PER_BYTE
-    # bytes and bytearrays go into the pickle; an array's buffer goes apart from it
-    # (_frames.py), and costs only the pipe.
-    priced = 3_000_000 * per_byte + 2_000_000 * _serial.APART_SECONDS_PER_BYTE
-    assert seconds >= priced / 3, "the average pair's bytes, priced"
-    array, same_size = numpy.zeros(250_000), bytes(2_000_000)
-    assert _serial.transfer_seconds([array], [0]) < _serial.transfer_seconds([same_size], [0])
+    assert seconds >= 1_500_000 * per_byte, "the average pair's bytes, priced"
 
 
 def test_pricing_large_items_walks_each_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -349,13 +342,13 @@ def test_pricing_large_items_walks_each_once(monkeypatch: pytest.MonkeyPatch) ->
     from parmap import _serial
 
     walked: list[object] = []
-    real_sizes = _serial.pickled_sizes
+    real_size = _serial.pickled_size
 
-    def recording_sizes(value: object) -> tuple[int, int]:
+    def recording_size(value: object) -> int:
         walked.append(value)
-        return real_sizes(value)
+        return real_size(value)
 
-    monkeypatch.setattr(_serial, "pickled_sizes", recording_sizes)
+    monkeypatch.setattr(_serial, "pickled_size", recording_size)
     monkeypatch.setattr(_serial, "TRANSFER_SAMPLE_SECONDS", 1.0)  # the whole sample
     payloads = [bytes(1_000_000), bytes(1_000_000)]
     assert _serial.transfer_seconds(payloads, [0, 1]) > 0
@@ -395,32 +388,24 @@ def test_pricing_small_items_times_their_pickle(monkeypatch: pytest.MonkeyPatch)
     ],
     ids=["None", "bytes", "bytearray", "str", "nested buffers", "ints"],
 )
-def test_pickled_sizes_are_those_of_the_pickle_and_of_the_buffers_apart(value: object) -> None:
-    from parmap._serial import pickled_sizes
+def test_pickled_size_is_the_size_of_the_pickle(value: object) -> None:
+    import pickle
 
-    assert pickled_sizes(value) == _sizes_sent(value)
+    from parmap._serial import pickled_size
+
+    assert pickled_size(value) == len(pickle.dumps(value, pickle.HIGHEST_PROTOCOL))
 
 
-def test_pickled_sizes_count_numpy_buffers() -> None:
-    """numpy arrays reach the pickler as buffers (protocol 5): a large contiguous one goes
-    apart from the pickle, a strided one is copied into it."""
+def test_pickled_size_counts_numpy_buffers() -> None:
+    """numpy arrays reach the pickler as buffers (protocol 5), contiguous or not."""
+    import pickle
+
     import numpy
 
-    from parmap._serial import pickled_sizes
+    from parmap._serial import pickled_size
 
-    contiguous, strided = numpy.arange(200_000.0), numpy.ones((400, 400))[::2, ::3]
-    assert pickled_sizes(contiguous) == _sizes_sent(contiguous)
-    assert pickled_sizes(contiguous)[1] == contiguous.nbytes
-    assert pickled_sizes(strided) == _sizes_sent(strided)
-    assert pickled_sizes(strided)[1] == 0
-
-
-def _sizes_sent(value: object) -> tuple[int, int]:
-    """What a chunk message would carry: bytes of the pickle, bytes of buffers apart."""
-    from parmap._serialization import pickle_portable
-
-    pickled = pickle_portable(value, apart=True)
-    return pickled.size(), sum(buffer.nbytes for buffer in pickled.buffers)
+    for array in (numpy.arange(200_000.0), numpy.ones((400, 400))[::2, ::3]):
+        assert pickled_size(array) == len(pickle.dumps(array, pickle.HIGHEST_PROTOCOL))
 
 
 _PAUSING_CLOCK = PausingClock()
