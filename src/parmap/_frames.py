@@ -43,6 +43,7 @@ APART_BYTES = 64 * 1024
 RAW_FRAME = b"raw:"
 #: Whether connections are file descriptors the bytes can be written to and read from.
 SUPPORTED = os.name == "posix"
+#: Every message's, and every other pickle's crossing to a worker.
 PROTOCOL = pickle.HIGHEST_PROTOCOL
 
 _SIZE = struct.Struct("<Q")
@@ -101,12 +102,12 @@ def pickle_apart(pickler: Callable[..., Any], value: object, *, apart: bool) -> 
     apart if *apart* (and the platform can send them so)."""
     pieces = _Pieces()
     buffers: list[memoryview] = []
-    keep_apart = apart_collector(buffers) if apart and SUPPORTED else None
+    keep_apart = _apart_collector(buffers) if apart and SUPPORTED else None
     pickler(pieces, PROTOCOL, buffer_callback=keep_apart).dump(value)
     return Pickled(pieces.parts, buffers)
 
 
-def apart_collector(buffers: list[memoryview]) -> Callable[[pickle.PickleBuffer], bool]:
+def _apart_collector(buffers: list[memoryview]) -> Callable[[pickle.PickleBuffer], bool]:
     """A ``buffer_callback`` for pickle: keeps large buffers apart in *buffers*.
 
     Pickle sends a buffer apart when the callback returns a false value, and copies it

@@ -14,9 +14,7 @@ import pickle
 from typing import Any, Callable, Sequence
 
 from ._errors import SerializationError
-from ._frames import Pickled, pickle_apart
-
-PROTOCOL = pickle.HIGHEST_PROTOCOL
+from ._frames import PROTOCOL, Pickled, pickle_apart
 
 #: Where a fix for an unpicklable payload usually lies.
 _THREAD_HINT = 'or use backend="thread", which does not pickle'

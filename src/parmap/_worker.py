@@ -38,7 +38,6 @@ from ._platform import (
     release_forkserver_lifeline,
 )
 from ._serialization import (
-    PROTOCOL,
     dumps_exception,
     pickle_portable,
     unpicklable_result_message,
@@ -194,7 +193,7 @@ class ProgressReport:
         self.due = time.monotonic() + self._every
         # If the caller is gone, the main loop notices at its next read.
         with contextlib.suppress(OSError):
-            self._conn.send_bytes(pickle.dumps(("progress", self._start, done), PROTOCOL))
+            self._conn.send_bytes(pickle.dumps(("progress", self._start, done), frames.PROTOCOL))
 
 
 def call_chunk_reporting(

@@ -45,7 +45,7 @@ from .._errors import (
 )
 from .._log import debug
 from .._platform import StartMethod
-from .._serialization import PROTOCOL, dumps_message
+from .._serialization import dumps_message
 from .._worker import FN_FRAME, WorkerSetup, process_main
 from . import Chunk
 
@@ -257,7 +257,7 @@ def _stop(worker: _Worker, *, polite: bool) -> None:
         process.close()
 
 
-_STOP_MESSAGE = pickle.dumps(("stop",), PROTOCOL)
+_STOP_MESSAGE = pickle.dumps(("stop",), frames.PROTOCOL)
 
 
 class ProcessSession:
