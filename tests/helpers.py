@@ -215,3 +215,10 @@ def double_in_place(array: Any) -> tuple[int, Any]:
     """Changes its item in place and returns it, with the pid of the process it ran in."""
     array *= 2
     return os.getpid(), array
+
+
+def keeps_freed_memory(_: object) -> bool:
+    """Whether the worker it runs in keeps the memory it frees (``_memory.py``)."""
+    from parmap._memory import worker_memory
+
+    return worker_memory.kept

@@ -119,3 +119,23 @@ def run_interactive(lines: list[str], *, timeout: float = CHILD_TIMEOUT) -> str:
             child.wait()
         os.close(leader)
     return screen.decode(errors="replace")
+
+
+def on_glibc() -> bool:
+    """Whether this is Linux with glibc, whose malloc settings workers may change."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    return hasattr(ctypes.CDLL(None), "gnu_get_libc_version")
+
+
+#: Environment variables of a user's own malloc settings, which parmap's workers leave alone
+#: (Dask's nanny sets MALLOC_TRIM_THRESHOLD_ in its process, and so in the test process).
+MALLOC_SETTINGS = (
+    "MALLOC_MMAP_THRESHOLD_",
+    "MALLOC_TRIM_THRESHOLD_",
+    "MALLOC_TOP_PAD_",
+    "MALLOC_MMAP_MAX_",
+    "GLIBC_TUNABLES",
+)

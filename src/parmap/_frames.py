@@ -59,7 +59,12 @@ class Pickled(NamedTuple):
     buffers: list[memoryview]
 
     def size(self) -> int:
+        """Bytes in the pickle."""
         return sum(memoryview(piece).nbytes for piece in self.pieces)
+
+    def total_size(self) -> int:
+        """Bytes in the pickle and its buffers."""
+        return self.size() + sum(buffer.nbytes for buffer in self.buffers)
 
     def joined(self) -> bytes:
         """The pickle as one bytes object (a copy: for small messages)."""

@@ -27,9 +27,9 @@ TRANSFER_SAMPLE_SECONDS = 0.000_5
 PIPE_SECONDS_PER_BYTE = 0.6e-9
 #: ... and pickling and unpickling a byte of a large item (its copies into and out of
 #: the pickle): 0.4 ms per MB. Kept for the bytes that now cross without those copies
-#: (_frames.py): a worker puts them in fresh memory, which the caller's write waits for,
-#: and 1 MB arrays with 0.93 ms of work each, priced at 0.35 ms per MB, went parallel
-#: and took 1.10x map's time (docs/performance.md).
+#: (_frames.py): the caller writes a chunk to one worker at a time while the others
+#: wait, and 1 MB arrays sent to workers took as long as if each cost 0.93-1.15 ms more
+#: (docs/performance.md).
 PICKLE_SECONDS_PER_BYTE = 0.4e-9
 #: Items whose pickle is smaller than this are sampled together, as one list ...
 SMALL_ITEM_BYTES = 4096

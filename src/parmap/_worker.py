@@ -31,6 +31,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 from . import _frames as frames
 from ._callables import function_inside
+from ._memory import worker_memory as memory
 from ._platform import (
     die_with_parent,
     mark_worker_process,
@@ -120,9 +121,11 @@ def process_main(conn: Any, inherited: Sequence[Any], setup: WorkerSetup) -> Non
     fn_error = "worker received a chunk before any fn"
     while True:
         try:
+            memory.hand_back_when_idle(conn)
             if idle_timeout is not None and not conn.poll(idle_timeout):
                 return  # idle too long: free the memory; the caller starts a new one
             data, buffers = frames.receive(conn)
+            memory.after_message(len(data) + sum(map(len, buffers)))
             if data == FN_FRAME:
                 fn, fn_error = _load_fn(conn.recv_bytes())
                 continue
@@ -138,22 +141,22 @@ def process_main(conn: Any, inherited: Sequence[Any], setup: WorkerSetup) -> Non
         del data, buffers
         if message[0] == "stop":
             return
-        _answer_chunk(conn, fn, fn_error, message)
+        memory.after_message(_answer_chunk(conn, fn, fn_error, message))
         del message  # nor kept while waiting: the next chunk may be as large
 
 
 def _answer_chunk(
     conn: Any, fn: Callable[[Any], Any] | None, fn_error: str, message: tuple[Any, ...]
-) -> None:
-    """Run the chunk of a ``("chunk", start, items, report_every)`` message; send the answer."""
+) -> int:
+    """Run the chunk of a ``("chunk", start, items, report_every)`` message; send the
+    answer and return its size in bytes."""
     _, start, items, report_every = message
     if fn is None:
-        _send(conn, ("failed", start, fn_error))
-        return
+        return _send(conn, ("failed", start, fn_error))
     report = None
     if report_every is not None:
         report = ProgressReport(conn, start, report_every)
-    _send(conn, _answer(fn, start, items, report))
+    return _send(conn, _answer(fn, start, items, report))
 
 
 def _load_fn(payload: bytes) -> tuple[Callable[[Any], Any] | None, str]:
@@ -279,7 +282,8 @@ def _load_error(what: str, exc: BaseException) -> str:
     )
 
 
-def _send(conn: Any, message: tuple[Any, ...]) -> None:
+def _send(conn: Any, message: tuple[Any, ...]) -> int:
+    """Send *message*; return its size in bytes."""
     try:
         pickled = pickle_portable(message, apart=True)
     except Exception as exc:
@@ -288,3 +292,4 @@ def _send(conn: Any, message: tuple[Any, ...]) -> None:
         failure = ("failed", message[1], unpicklable_result_message(message[2], message[1], exc))
         pickled = pickle_portable(failure, apart=False)
     frames.send(conn, pickled)
+    return pickled.total_size()

@@ -8,9 +8,11 @@ import os
 import numpy
 import pytest
 
+import parmap
 from parmap import _frames, parallel_imap, parallel_map
 
-from helpers import double_in_place, identity
+from helpers import double_in_place, identity, keeps_freed_memory
+from support import MALLOC_SETTINGS, on_glibc
 
 pytestmark = pytest.mark.skipif(not _frames.SUPPORTED, reason="messages go unframed on POSIX")
 
@@ -62,3 +64,16 @@ def test_large_bytes_and_strings_round_trip_beside_small_items() -> None:
         7,
     ]
     assert parallel_map(identity, items, 2, serial_fallback=False, chunksize=2) == items
+
+
+@pytest.mark.skipif(not on_glibc(), reason="glibc malloc's settings")
+def test_workers_keep_freed_memory_once_large_items_arrive_and_not_before(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in MALLOC_SETTINGS:  # a user's own settings would win (Dask's nanny sets one)
+        monkeypatch.delenv(name, raising=False)
+    parmap.shutdown()  # fresh workers, which have seen no large message
+    small = parallel_map(keeps_freed_memory, [b"x" * 1000] * 4, 2, serial_fallback=False)
+    assert small == [False] * 4
+    large = parallel_map(keeps_freed_memory, [b"x" * 100_000] * 4, 1, serial_fallback=False)
+    assert large == [True] * 4, "the first chunk's message was large"
