@@ -56,11 +56,11 @@ def unpickle_and_answer(conn: Any) -> None:
     the CPU seconds that took."""
     began = time.process_time()
     while True:
-        payload, buffers = frames.receive(conn)
-        if payload == b"stop":
+        incoming = frames.receive(conn)
+        if incoming.frame == b"stop":
             conn.send(time.process_time() - began)
             return
-        pickle.loads(payload, buffers=buffers)
+        incoming.load()
         conn.send_bytes(b"ok")
 
 

@@ -124,21 +124,23 @@ def process_main(conn: Any, inherited: Sequence[Any], setup: WorkerSetup) -> Non
             memory.hand_back_when_idle(conn)
             if idle_timeout is not None and not conn.poll(idle_timeout):
                 return  # idle too long: free the memory; the caller starts a new one
-            data, buffers = frames.receive(conn)
-            memory.after_message(len(data) + sum(map(len, buffers)))
-            if data == FN_FRAME:
+            incoming = frames.receive(conn)
+            memory.after_message(incoming.size)
+            if incoming.frame == FN_FRAME:
                 fn, fn_error = _load_fn(conn.recv_bytes())
                 continue
         except (EOFError, OSError):  # the caller closed the pipe or died
             return
         try:
-            message = pickle.loads(data, buffers=buffers)
+            message = incoming.load()
+        except frames.PipeClosed:  # in the middle of the message
+            return
         except Exception as exc:
             _send(conn, ("failed", -1, _load_error("the items of a chunk", exc)))
             continue
         # Unpickled: a chunk of large items must not be held twice while fn runs (the
         # items hold on to the buffers they need).
-        del data, buffers
+        del incoming
         if message[0] == "stop":
             return
         memory.after_message(_answer_chunk(conn, fn, fn_error, message))

@@ -25,9 +25,9 @@ def _round_trip(value: object) -> tuple[object, _frames.Pickled]:
     with receiving, sending:
         sender = threading.Thread(target=_frames.send, args=(sending, pickled))
         sender.start()
-        payload, buffers = _frames.receive(receiving)
+        received = _frames.receive(receiving).load()
         sender.join(timeout=10)
-    return pickle.loads(payload, buffers=buffers), pickled
+    return received, pickled
 
 
 def test_large_arrays_go_apart_and_everything_arrives_intact() -> None:
@@ -98,15 +98,68 @@ def test_a_fortran_ordered_array_copied_into_the_pickle_arrives_intact() -> None
     assert numpy.array_equal(arrived, array)
 
 
-def test_a_sender_gone_in_the_middle_of_a_message_is_an_end_of_file() -> None:
+def _send_only_the_start(sending: Any, value: object, byte_count: int) -> None:
+    """What a worker that dies in the middle of a message leaves in its pipe."""
+    pickled = pickle_portable(value, apart=True)
+    sizes = [pickled.size()] + [buffer.nbytes for buffer in pickled.buffers]
+    sending.send_bytes(_frames.RAW_FRAME + b"".join(n.to_bytes(8, "little") for n in sizes))
+    on_the_wire = b"".join(bytes(part) for part in (*pickled.buffers, *pickled.pieces))
+    sending.send_bytes(on_the_wire[:byte_count])  # framed: 4 more bytes of length first
+    sending.close()
+
+
+def test_a_sender_gone_in_the_middle_of_a_pickle_is_an_end_of_file() -> None:
     """The receiver learns that the sender died (a crashed worker): it does not wait."""
     receiving, sending = multiprocessing.Pipe()
     with receiving:
-        sending.send_bytes(_frames.RAW_FRAME + (1_000_000).to_bytes(8, "little"))
-        sending.send_bytes(b"only the start of the message")
-        sending.close()
-        with pytest.raises(EOFError, match="after 33 of 1000000 bytes"):
+        _send_only_the_start(sending, ("ok", 0, [b"x" * 1_000_000]), 1000)
+        incoming = _frames.receive(receiving)
+        with pytest.raises(_frames.PipeClosed, match="closed"):
+            incoming.load()
+
+
+def test_a_sender_gone_in_the_middle_of_a_buffer_is_an_end_of_file() -> None:
+    receiving, sending = multiprocessing.Pipe()
+    with receiving:
+        _send_only_the_start(sending, ("ok", 0, [numpy.zeros(125_000)]), 1000)
+        with pytest.raises(EOFError, match="after 1004 of 1000000 bytes"):
             _frames.receive(receiving)
+
+
+def _refuse_to_load() -> None:
+    raise ValueError("this object cannot be loaded here")
+
+
+class _Unloadable:
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        return _refuse_to_load, ()
+
+
+def test_a_message_that_fails_to_load_leaves_the_next_one_intact() -> None:
+    """Unpickling stops at the error; the rest of that message is read and dropped."""
+    failing = pickle_portable(("ok", 0, [_Unloadable(), b"y" * 500_000]), apart=True)
+    following = pickle_portable(("ok", 1, [b"z" * 300_000]), apart=True)
+    receiving, sending = multiprocessing.Pipe()
+    with receiving, sending:
+
+        def send_both() -> None:
+            _frames.send(sending, failing)
+            _frames.send(sending, following)
+
+        sender = threading.Thread(target=send_both)
+        sender.start()
+        with pytest.raises(ValueError, match="cannot be loaded here"):
+            _frames.receive(receiving).load()
+        assert _frames.receive(receiving).load() == ("ok", 1, [b"z" * 300_000])
+        sender.join(timeout=10)
+
+
+def test_large_bytes_arrive_as_bytes_of_their_own() -> None:
+    payload = bytes(range(256)) * 4096  # 1 MB
+    (arrived,), _ = _round_trip((payload,))
+    assert type(arrived) is bytes
+    assert arrived == payload
+    assert arrived is not payload
 
 
 def test_small_messages_are_single_frames() -> None:

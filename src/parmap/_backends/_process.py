@@ -368,8 +368,7 @@ def _receive(worker: _Worker) -> Optional[tuple[Any, ...]]:
     """The worker's answer, or None if it died without one."""
     if not worker.conn.poll():
         return None
-    payload, buffers = frames.receive(worker.conn)
-    answer: tuple[Any, ...] = pickle.loads(payload, buffers=buffers)
+    answer: tuple[Any, ...] = frames.receive(worker.conn).load()
     return answer
 
 
