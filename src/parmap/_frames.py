@@ -42,12 +42,17 @@ APART_BYTES = 64 * 1024
 #: (8 bytes each, little-endian). A pickle starts with the PROTO opcode (0x80), so no
 #: pickled message starts like this.
 RAW_FRAME = b"raw:"
+#: The same, for a message whose pickle holds large data: the receiver unpickles it
+#: straight from the pipe (``Pickled.holds_large_data``).
+STREAM_FRAME = b"str:"
 #: Whether connections are file descriptors the bytes can be written to and read from.
 SUPPORTED = os.name == "posix"
 #: Every message's, and every other pickle's crossing to a worker.
 PROTOCOL = pickle.HIGHEST_PROTOCOL
 
 _SIZE = struct.Struct("<Q")
+#: Bytes read from the pipe at once while unpickling, for the opcodes and frames ahead.
+READ_AHEAD = 64 * 1024
 #: Longer than any frame the pickler writes: it ends a frame at the first opcode past
 #: 64 KiB, and an opcode carries under 64 KiB of data (more is written as it is).
 _LONGEST_FRAME = 256 * 1024
@@ -70,6 +75,15 @@ class Pickled(NamedTuple):
     def joined(self) -> bytes:
         """The pickle as one bytes object (a copy: for small messages)."""
         return b"".join(self.pieces)
+
+    def holds_large_data(self) -> bool:
+        """Whether the pickle holds data the pickler handed over as it was: pieces that are
+        not ``bytes``, or too long to be its own frames. The receiver unpickles such a
+        pickle straight from the pipe, to read that data straight into its objects; a
+        pickle of small objects it reads at once, and unpickles from memory."""
+        return any(
+            type(piece) is not bytes or len(piece) >= _LONGEST_FRAME for piece in self.pieces
+        )
 
     def mentions(self, name: bytes) -> bool:
         """Whether *name* may occur in the pickle's opcodes (a byte scan).
@@ -141,7 +155,8 @@ def send(conn: Any, message: Pickled) -> None:
         conn.send_bytes(message.joined())
         return
     sizes = [size] + [buffer.nbytes for buffer in message.buffers]
-    conn.send_bytes(RAW_FRAME + b"".join(_SIZE.pack(n) for n in sizes))
+    announce = STREAM_FRAME if message.holds_large_data() else RAW_FRAME
+    conn.send_bytes(announce + b"".join(_SIZE.pack(n) for n in sizes))
     fd = conn.fileno()
     for piece in (*message.buffers, *message.pieces):
         with memoryview(piece) as view:
@@ -153,34 +168,35 @@ class PipeClosed(EOFError):
 
 
 class Incoming:
-    """A message read from a pipe: a frame, or an unframed message whose buffers have
-    been read and whose pickle waits in the pipe, for ``load()`` to unpickle from it."""
+    """A message read from a pipe, its buffers read, ready for ``load()``: a frame, an
+    unframed pickle read into memory, or one that waits in the pipe (``STREAM_FRAME``)."""
 
     __slots__ = ("_buffers", "_fd", "_pickle_size", "frame", "size")
 
     def __init__(
         self, frame: Any, *, fd: int = -1, pickle_size: int = 0, buffers: Any = ()
     ) -> None:
-        self.frame = frame  # bytes, or None for an unframed message
+        self.frame = frame  # the pickle (or a frame that is not one), or None: in the pipe
         self._fd = fd
-        self._pickle_size = pickle_size
+        self._pickle_size = len(frame) if frame is not None else pickle_size
         self._buffers: list[bytearray] = list(buffers)
         #: Bytes in the message: its pickle and its buffers.
-        self.size = len(frame) if frame is not None else pickle_size + sum(map(len, buffers))
+        self.size = self._pickle_size + sum(map(len, buffers))
 
     def load(self) -> Any:
         """The message, unpickled (once). Raises ``PipeClosed`` if the sender went away
         before all of it arrived.
 
-        An unframed pickle is read straight from the pipe: the unpickler reads a large
-        ``bytes`` straight into the object it makes (one copy, not two). Whatever the
-        unpickler leaves unread, if it fails, is read and dropped, so the next message
-        starts where it should.
+        A pickle left in the pipe is unpickled straight from it: the unpickler reads each
+        large ``bytes`` straight into the object it makes (one copy, not two). What it
+        leaves unread, if it fails, is read and dropped, so the next message starts where
+        it should.
         """
+        buffers, self._buffers = self._buffers, []
         if self.frame is not None:
-            return pickle.loads(self.frame)
+            return pickle.loads(self.frame, buffers=buffers)
         reader = _PipeReader(self._fd, self._pickle_size)
-        buffers, self._buffers, self._pickle_size = self._buffers, [], 0
+        self._pickle_size = 0
         try:
             return pickle.load(reader, buffers=buffers)
         finally:
@@ -194,55 +210,83 @@ def receive(conn: Any) -> Incoming:
     it closed in the middle of it.
     """
     frame = conn.recv_bytes()
-    if not frame.startswith(RAW_FRAME):
+    streamed = frame.startswith(STREAM_FRAME)
+    if not streamed and not frame.startswith(RAW_FRAME):
         return Incoming(frame)
     pickle_size, *sizes = [size for (size,) in _SIZE.iter_unpack(frame[len(RAW_FRAME) :])]
     fd = conn.fileno()
     buffers = [_read_exactly(fd, size) for size in sizes]
-    return Incoming(None, fd=fd, pickle_size=pickle_size, buffers=buffers)
+    if streamed:
+        return Incoming(None, fd=fd, pickle_size=pickle_size, buffers=buffers)
+    return Incoming(_read_exactly(fd, pickle_size), buffers=buffers)
 
 
 class _PipeReader:
-    """A file for the unpickler: the next *left* bytes of the pipe *fd*, and no more."""
+    """A file for the unpickler: the next *size* bytes of the pipe *fd*, and no more.
 
-    __slots__ = ("_fd", "left")
+    Small reads (opcodes, the pickler's frames of about 64 KiB) are served from a read-ahead
+    buffer, so a message of many small objects costs a system call per READ_AHEAD bytes, not
+    three per frame. A large ``readinto`` (the data of a ``bytes``) reads straight from the
+    pipe into the object the unpickler made, after what the buffer already holds.
+    """
 
-    def __init__(self, fd: int, left: int) -> None:
+    __slots__ = ("_buffer", "_fd", "_position", "_unread")
+
+    def __init__(self, fd: int, size: int) -> None:
         self._fd = fd
-        self.left = left
+        self._unread = size  # still in the pipe
+        self._buffer = b""
+        self._position = 0
+
+    def _buffered(self) -> int:
+        return len(self._buffer) - self._position
 
     def read(self, size: int = -1) -> bytes:
-        size = self.left if size < 0 else min(size, self.left)
-        parts = []
-        wanted = size
+        buffered = self._buffered()
+        size = buffered + self._unread if size < 0 else min(size, buffered + self._unread)
+        if size <= buffered:
+            data = self._buffer[self._position : self._position + size]
+            self._position += size
+            return data
+        parts = [self._buffer[self._position :]]
+        self._buffer, self._position = b"", 0
+        wanted = size - buffered
         while wanted:
-            part = _read(self._fd, wanted)
+            part = _read(self._fd, min(self._unread, max(wanted, READ_AHEAD)))
+            self._unread -= len(part)
+            if len(part) > wanted:  # read ahead: keep the rest for the next reads
+                self._buffer, self._position = part, wanted
+                part = part[:wanted]
             parts.append(part)
             wanted -= len(part)
-        self.left -= size
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+        return b"".join(parts)
 
     def readinto(self, buffer: Any) -> int:
         with memoryview(buffer) as view, view.cast("B") as flat:
-            size = min(flat.nbytes, self.left)
-            _read_into(self._fd, flat[:size])
-        self.left -= size
+            size = min(flat.nbytes, self._buffered() + self._unread)
+            taken = min(size, self._buffered())
+            flat[:taken] = self._buffer[self._position : self._position + taken]
+            self._position += taken
+            _read_into(self._fd, flat[taken:size])
+        self._unread -= size - taken
         return size
 
     def readline(self) -> bytes:
         """Only opcodes of pickle protocols 0 to 3 end with a newline; never ours."""
         line = b""
-        while self.left and not line.endswith(b"\n"):
+        while (self._buffered() or self._unread) and not line.endswith(b"\n"):
             line += self.read(1)
         return line
 
     def drain(self) -> None:
-        scratch = bytearray(min(self.left, 1 << 20))
+        """Read and drop what is left of the pickle."""
+        self._buffer, self._position = b"", 0
+        scratch = bytearray(min(self._unread, 1 << 20))
         with memoryview(scratch) as view:
-            while self.left:
-                size = min(self.left, len(scratch))
+            while self._unread:
+                size = min(self._unread, len(scratch))
                 _read_into(self._fd, view[:size])
-                self.left -= size
+                self._unread -= size
 
 
 def _write_all(fd: int, view: memoryview) -> None:

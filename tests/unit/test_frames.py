@@ -102,7 +102,8 @@ def _send_only_the_start(sending: Any, value: object, byte_count: int) -> None:
     """What a worker that dies in the middle of a message leaves in its pipe."""
     pickled = pickle_portable(value, apart=True)
     sizes = [pickled.size()] + [buffer.nbytes for buffer in pickled.buffers]
-    sending.send_bytes(_frames.RAW_FRAME + b"".join(n.to_bytes(8, "little") for n in sizes))
+    announce = _frames.STREAM_FRAME if pickled.holds_large_data() else _frames.RAW_FRAME
+    sending.send_bytes(announce + b"".join(n.to_bytes(8, "little") for n in sizes))
     on_the_wire = b"".join(bytes(part) for part in (*pickled.buffers, *pickled.pieces))
     sending.send_bytes(on_the_wire[:byte_count])  # framed: 4 more bytes of length first
     sending.close()
@@ -151,6 +152,31 @@ def test_a_message_that_fails_to_load_leaves_the_next_one_intact() -> None:
         with pytest.raises(ValueError, match="cannot be loaded here"):
             _frames.receive(receiving).load()
         assert _frames.receive(receiving).load() == ("ok", 1, [b"z" * 300_000])
+        sender.join(timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("value", "streamed"),
+    [
+        ([f"line {i}" for i in range(20_000)], False),  # 200 kB of small objects
+        ([b"x" * 300_000, "y" * 300_000, bytearray(70_000)], True),
+    ],
+)
+def test_a_pickle_of_small_objects_is_read_at_once_and_large_data_streamed(
+    value: object, streamed: bool
+) -> None:
+    """A pickle of small objects is read into memory at once (which frees the sender at
+    once); one holding large data is unpickled from the pipe, straight into its objects."""
+    pickled = pickle_portable(value, apart=True)
+    assert pickled.size() >= _frames.APART_BYTES
+    assert pickled.holds_large_data() is streamed
+    receiving, sending = multiprocessing.Pipe()
+    with receiving, sending:
+        sender = threading.Thread(target=_frames.send, args=(sending, pickled))
+        sender.start()
+        incoming = _frames.receive(receiving)
+        assert (incoming.frame is None) is streamed, "None: the pickle waits in the pipe"
+        assert incoming.load() == value
         sender.join(timeout=10)
 
 
