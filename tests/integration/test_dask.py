@@ -101,6 +101,10 @@ def fresh_random(_: object) -> float:
 def cluster() -> Iterator[tuple[Client, set[int]]]:
     """A LocalCluster of worker processes on loopback, and their process ids; closed after."""
     threads_before = set(threading.enumerate())
+    # Dask's Nanny writes its pre-spawn environment (MALLOC_TRIM_THRESHOLD_,
+    # OMP_NUM_THREADS and friends) into this process's os.environ: put it back after,
+    # so the tests that follow see the environment they were started with.
+    environment = dict(os.environ)
     local = LocalCluster(
         n_workers=DASK_WORKERS,
         threads_per_worker=1,
@@ -115,6 +119,8 @@ def cluster() -> Iterator[tuple[Client, set[int]]]:
     finally:
         client.close()
         local.close()
+        os.environ.clear()
+        os.environ.update(environment)
     _, alive = psutil.wait_procs([p for p in worker_processes() if p.pid in pids], timeout=10)
     assert not alive, f"Dask worker processes left behind: {alive}"
     assert worker_processes() == []
