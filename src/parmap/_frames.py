@@ -191,8 +191,8 @@ class Incoming:
 
         A pickle left in the pipe is unpickled straight from it: the unpickler reads each
         large ``bytes`` straight into the object it makes (one copy, not two). What it
-        leaves unread, if it fails, is read and dropped, so the next message starts where
-        it should.
+        leaves unread, if it raises an exception, is read and dropped, so the next message
+        starts where it should.
         """
         buffers, self._buffers = self._buffers, []
         if self.frame is not None:
@@ -201,8 +201,12 @@ class Incoming:
         self._pickle_size = 0
         try:
             return pickle.load(reader, buffers=buffers)
-        finally:
+        except PipeClosed:
+            raise
+        except Exception:
+            # Not on KeyboardInterrupt: the call stops, and the worker with it.
             reader.drain()
+            raise
 
 
 def receive(conn: Any) -> Incoming:
