@@ -5,7 +5,7 @@ hands free memory at the top of its heap back to the kernel once there are more 
 few megabytes of it. A worker that receives a 1 MB item, runs fn and sends the result
 frees all of it, and the next item gets fresh pages again, which the kernel maps and
 zeroes on first touch: about 0.5 ms a megabyte on a virtual machine, as long as sorting
-the megabyte takes. So once a large message (``APART_BYTES`` or more) has crossed its
+the megabyte takes. So once a message of ``LARGE_MESSAGE_BYTES`` or more has crossed its
 pipe, a worker on glibc asks malloc to serve blocks of up to ``KEPT_BLOCK_BYTES`` from
 its heap and to keep up to ``KEPT_FREE_BYTES`` of free memory, and it gives all free
 memory back (``malloc_trim``) whenever it has waited ``HAND_BACK_SECONDS`` for work.
@@ -22,9 +22,9 @@ import os
 import sys
 from typing import Any, Optional
 
-from ._frames import APART_BYTES
-
-#: Blocks up to this size come from the heap, where a freed one serves the next ...
+#: A message at least this large tells a worker that large blocks come and go ...
+LARGE_MESSAGE_BYTES = 512 * 1024
+#: ... and blocks up to this size come from the heap, where a freed one serves the next ...
 KEPT_BLOCK_BYTES = 64 << 20
 #: ... and up to this much free memory stays with the worker while it is busy ...
 KEPT_FREE_BYTES = 256 << 20
@@ -56,7 +56,7 @@ class FreedMemory:
 
     def after_message(self, size: int) -> None:
         """Called with the size of every message the worker receives or sends."""
-        if not self._decided and size >= APART_BYTES:
+        if not self._decided and size >= LARGE_MESSAGE_BYTES:
             self._decided = True
             self._libc = _keep_freed_memory()
 

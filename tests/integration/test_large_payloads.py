@@ -75,5 +75,5 @@ def test_workers_keep_freed_memory_once_large_items_arrive_and_not_before(
     parmap.shutdown()  # fresh workers, which have seen no large message
     small = parallel_map(keeps_freed_memory, [b"x" * 1000] * 4, 2, serial_fallback=False)
     assert small == [False] * 4
-    large = parallel_map(keeps_freed_memory, [b"x" * 100_000] * 4, 1, serial_fallback=False)
+    large = parallel_map(keeps_freed_memory, [b"x" * 600_000] * 4, 1, serial_fallback=False)
     assert large == [True] * 4, "the first chunk's message was large"

@@ -12,8 +12,7 @@ pytestmark = pytest.mark.skipif(not on_glibc(), reason="glibc malloc's settings"
 
 _MEASURE = """
 import multiprocessing, resource
-from parmap._frames import APART_BYTES
-from parmap._memory import FreedMemory
+from parmap._memory import LARGE_MESSAGE_BYTES, FreedMemory
 
 def faults_to_fill(megabytes):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -26,7 +25,7 @@ def resident_mb():
         return int(statm.read().split()[1]) * resource.getpagesize() / 2**20
 
 memory = FreedMemory()
-memory.after_message(MESSAGE_BYTES)
+memory.after_message(SIZE_OF_THE_MESSAGE)
 faults_to_fill(16)
 print("kept:", memory.kept)
 print("faults:", faults_to_fill(16))
@@ -38,7 +37,7 @@ print("handed back MB:", held - resident_mb())
 
 
 def _measure(message_bytes: str, env: dict[str, str] | None = None) -> dict[str, str]:
-    code = _MEASURE.replace("MESSAGE_BYTES", message_bytes)
+    code = _MEASURE.replace("SIZE_OF_THE_MESSAGE", message_bytes)
     others = tuple(name for name in MALLOC_SETTINGS if name not in (env or {}))
     result = run_python(code, how="-c", env=env, unset=others)
     assert result.returncode == 0, result.stderr
@@ -46,7 +45,7 @@ def _measure(message_bytes: str, env: dict[str, str] | None = None) -> dict[str,
 
 
 def test_after_a_large_message_freed_blocks_serve_the_next_ones_without_fresh_pages() -> None:
-    measured = _measure("APART_BYTES")
+    measured = _measure("LARGE_MESSAGE_BYTES")
     assert measured["kept"] == "True"
     # 16 MB is 4,096 pages: none of them fresh the second time.
     assert int(measured["faults"]) < 100, measured
@@ -54,7 +53,7 @@ def test_after_a_large_message_freed_blocks_serve_the_next_ones_without_fresh_pa
 
 
 def test_small_messages_leave_malloc_as_it_was() -> None:
-    measured = _measure("APART_BYTES - 1")
+    measured = _measure("LARGE_MESSAGE_BYTES - 1")
     assert measured["kept"] == "False"
     # glibc maps a block this large afresh, or grows its heap for it: fresh pages.
     assert int(measured["faults"]) > 2000, measured
@@ -68,4 +67,4 @@ def test_small_messages_leave_malloc_as_it_was() -> None:
     ],
 )
 def test_a_users_own_malloc_settings_win(setting: dict[str, str]) -> None:
-    assert _measure("APART_BYTES", env=setting)["kept"] == "False"
+    assert _measure("LARGE_MESSAGE_BYTES", env=setting)["kept"] == "False"
