@@ -150,8 +150,8 @@ def _apart_collector(buffers: list[memoryview]) -> Callable[[pickle.PickleBuffer
 
 
 def send(conn: Any, message: Pickled) -> None:
-    """Send *message*: one frame if it is small, else unframed after a RAW_FRAME: its
-    buffers first, then its pickle."""
+    """Send *message*: one frame if it is small, else unframed after a RAW_FRAME (or a
+    STREAM_FRAME, if its pickle holds large data): its buffers first, then its pickle."""
     size = message.size()
     if not SUPPORTED or (size < APART_BYTES and not message.buffers):
         conn.send_bytes(message.joined())
@@ -230,10 +230,10 @@ def receive(conn: Any) -> Incoming:
 class _PipeReader:
     """A file for the unpickler: the next *size* bytes of the pipe *fd*, and no more.
 
-    Small reads (opcodes, the pickler's frames of about 64 KiB) are served from a read-ahead
-    buffer, so a message of many small objects costs a system call per READ_AHEAD bytes, not
-    three per frame. A large ``readinto`` (the data of a ``bytes``) reads straight from the
-    pipe into the object the unpickler made, after what the buffer already holds.
+    Small reads (opcodes, the pickler's frames of about 64 KiB between the large objects)
+    are served from a read-ahead buffer: a system call per READ_AHEAD bytes, not three per
+    frame. A large ``readinto`` (the data of a ``bytes``) reads straight from the pipe into
+    the object the unpickler made, after what the buffer already holds.
     """
 
     __slots__ = ("_buffer", "_fd", "_position", "_unread")
