@@ -18,6 +18,9 @@ from typing import Any, Callable, ContextManager, Iterator, NamedTuple, Optional
 from ._errors import add_note, item_note
 from ._scheduler import Deadline
 
+#: The protocol of the pickles that price a sample (``pickle.HIGHEST_PROTOCOL``, which
+#: ``_pickle`` does not export; 5 on every Python parmap supports).
+PRICING_PROTOCOL = 5
 #: Items pickled to estimate what sending one item and its result costs ...
 TRANSFER_SAMPLE = 64
 #: ... stopping early where one more would take the sample past this long.
@@ -110,12 +113,13 @@ def probe(
                 extend_serially(results, fn, batch, start)
         else:  # no copy of the batch: as fast as map itself
             extend_serially(results, fn, islice(items, size), start)
+        ended, ended_cpu = time.perf_counter(), time.thread_time()
         ran = len(results) - before
         if on_done is not None and ran:
             on_done(ran)
-        elapsed = time.perf_counter() - began
+        elapsed = ended - began
         exhausted = ran < size
-        cpu = time.thread_time() - began_cpu
+        cpu = ended_cpu - began_cpu
         found = Probe(results, elapsed, cpu, exhausted, sample)
         if cpu < FULL_CPU_SHARE * elapsed:  # waits, or other processes' turns: which?
             found = found._replace(waits=waits_since(began_waits))
@@ -127,6 +131,11 @@ def probe(
             return found
         if deadline is not None:
             deadline.left()
+        # What the probe did between batches is not the items' time: the progress report,
+        # and stop(), which prices the sample (the first time, in a fresh interpreter,
+        # with an import) and may take longer than a batch of cheap items.
+        began += time.perf_counter() - ended
+        began_cpu += time.thread_time() - ended_cpu
         fits = (budget - spent) * len(results) / spent if spent > 0 else size * 2
         size = max(1, min(size * 2, math.ceil(fits)))
 
@@ -235,8 +244,7 @@ def transfer_seconds(items: list[Any], results: list[Any]) -> float:
     and unpickle of a megabyte costs the caller 0.4-1.3 ms (fresh memory for two
     copies), as much as the work of a call that may then run in the caller anyway.
     """
-    import pickle
-
+    pickler = _fast_pickle()
     sampled = min(len(items), len(results), TRANSFER_SAMPLE)
     try:
         walk_began = time.perf_counter()
@@ -248,8 +256,8 @@ def transfer_seconds(items: list[Any], results: list[Any]) -> float:
         began = time.perf_counter()
         size = 0
         for values in (items[:sampled], results[:sampled]):
-            data = pickle.dumps(values, pickle.HIGHEST_PROTOCOL)
-            pickle.loads(data)
+            data = pickler.dumps(values, PRICING_PROTOCOL)
+            pickler.loads(data)
             size += len(data)
         pickling = time.perf_counter() - began
     except Exception:
@@ -303,8 +311,19 @@ def pickled_size(value: Any) -> int:
     The pickler hands large bytes-like objects to the file as they are, so a megabyte
     of ``bytes`` is counted in microseconds, without a copy.
     """
-    import pickle
-
     counter = _ByteCounter()
-    pickle.Pickler(counter, pickle.HIGHEST_PROTOCOL).dump(value)
+    _fast_pickle().Pickler(counter, PRICING_PROTOCOL).dump(value)
     return counter.size
+
+
+def _fast_pickle() -> Any:
+    """The C pickler, without ``pickle.py``: in a fresh interpreter the first price of
+    a sample imported it, 2 ms (8 ms on a busy machine) inside the first call's probe,
+    where ``_pickle`` alone takes 0.7 ms."""
+    try:
+        import _pickle
+    except ImportError:  # an interpreter without the accelerator
+        import pickle
+
+        return pickle
+    return _pickle

@@ -358,18 +358,18 @@ def test_pricing_large_items_walks_each_once(monkeypatch: pytest.MonkeyPatch) ->
 def test_pricing_small_items_times_their_pickle(monkeypatch: pytest.MonkeyPatch) -> None:
     """Small items are pickled and unpickled for real, as one list each way, as a chunk
     and its results travel: what they cost is the walk over their objects."""
-    import pickle
+    import _pickle  # the C pickler alone: pricing does not import pickle.py
 
     from parmap import _serial
 
     pickled: list[object] = []
-    real_dumps = pickle.dumps
+    real_dumps = _pickle.dumps
 
     def recording_dumps(value: object, protocol: Optional[int] = None) -> bytes:
         pickled.append(value)
         return real_dumps(value, protocol)
 
-    monkeypatch.setattr(pickle, "dumps", recording_dumps)
+    monkeypatch.setattr(_pickle, "dumps", recording_dumps)
     items, results = list(range(100)), [str(x) for x in range(100)]
     assert _serial.transfer_seconds(items, results) > 0
     sample = _serial.TRANSFER_SAMPLE
