@@ -9,6 +9,8 @@ import textwrap
 from pathlib import Path
 from typing import Optional
 
+from parmap import _memory
+
 #: Seconds a child interpreter may take before the test fails (and the child is killed).
 CHILD_TIMEOUT = 60
 
@@ -123,19 +125,9 @@ def run_interactive(lines: list[str], *, timeout: float = CHILD_TIMEOUT) -> str:
 
 def on_glibc() -> bool:
     """Whether this is Linux with glibc, whose malloc settings workers may change."""
-    if not sys.platform.startswith("linux"):
-        return False
-    import ctypes
-
-    return hasattr(ctypes.CDLL(None), "gnu_get_libc_version")
+    return _memory.glibc() is not None
 
 
 #: Environment variables of a user's own malloc settings, which parmap's workers leave alone
 #: (Dask's nanny sets MALLOC_TRIM_THRESHOLD_ in its process, and so in the test process).
-MALLOC_SETTINGS = (
-    "MALLOC_MMAP_THRESHOLD_",
-    "MALLOC_TRIM_THRESHOLD_",
-    "MALLOC_TOP_PAD_",
-    "MALLOC_MMAP_MAX_",
-    "GLIBC_TUNABLES",
-)
+MALLOC_SETTINGS = (*_memory.MALLOC_VARIABLES, "GLIBC_TUNABLES")

@@ -34,8 +34,9 @@ HAND_BACK_SECONDS = 0.05
 #: mallopt's parameter numbers (malloc.h)
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
-#: Environment variables by which a user sets glibc malloc's thresholds themselves.
-_USER_SETTINGS = (
+#: Environment variables by which a user sets glibc malloc's thresholds themselves (as
+#: does ``glibc.malloc.*`` in GLIBC_TUNABLES).
+MALLOC_VARIABLES = (
     "MALLOC_MMAP_THRESHOLD_",
     "MALLOC_TRIM_THRESHOLD_",
     "MALLOC_TOP_PAD_",
@@ -66,29 +67,36 @@ class FreedMemory:
             self._libc.malloc_trim(0)
 
 
-def _keep_freed_memory() -> Optional[Any]:
-    """Set glibc malloc to keep freed blocks; its library, or None where it was not set."""
-    if not sys.platform.startswith("linux") or _user_set_malloc():
+#: The worker process's own (fork copies the caller's, which never decided anything).
+worker_memory = FreedMemory()
+
+
+def glibc() -> Optional[Any]:
+    """The C library, if this is Linux with glibc (musl has no such settings); else None."""
+    if not sys.platform.startswith("linux"):
         return None
     try:
         import ctypes  # numpy imports it anyway; only workers of large messages get here
 
         libc = ctypes.CDLL(None)
-        libc.gnu_get_libc_version  # noqa: B018 -- glibc only (musl has no such settings)
-        if not libc.mallopt(_M_MMAP_THRESHOLD, KEPT_BLOCK_BYTES):
-            return None
-        if not libc.mallopt(_M_TRIM_THRESHOLD, KEPT_FREE_BYTES):
-            return None
-    except (ImportError, OSError, AttributeError):
+    except (ImportError, OSError):
+        return None
+    return libc if hasattr(libc, "gnu_get_libc_version") else None
+
+
+def _keep_freed_memory() -> Optional[Any]:
+    """Set glibc malloc to keep freed blocks; its library, or None where it was not set."""
+    libc = glibc() if not _user_set_malloc() else None
+    if libc is None:
+        return None
+    if not libc.mallopt(_M_MMAP_THRESHOLD, KEPT_BLOCK_BYTES):
+        return None
+    if not libc.mallopt(_M_TRIM_THRESHOLD, KEPT_FREE_BYTES):
         return None
     return libc
 
 
-#: The worker process's own (fork copies the caller's, which never decided anything).
-worker_memory = FreedMemory()
-
-
 def _user_set_malloc() -> bool:
-    if any(name in os.environ for name in _USER_SETTINGS):
+    if any(name in os.environ for name in MALLOC_VARIABLES):
         return True
     return "glibc.malloc." in os.environ.get("GLIBC_TUNABLES", "")
