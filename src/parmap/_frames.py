@@ -47,6 +47,7 @@ RAW_FRAME = b"raw:"
 #: The same, for a message whose pickle holds large data: the receiver unpickles it
 #: straight from the pipe (``Pickled.holds_large_data``).
 STREAM_FRAME = b"str:"
+assert len(STREAM_FRAME) == len(RAW_FRAME)
 #: Whether connections are file descriptors the bytes can be written to and read from.
 SUPPORTED = os.name == "posix"
 #: Every message's, and every other pickle's crossing to a worker.
@@ -69,10 +70,6 @@ class Pickled(NamedTuple):
     def size(self) -> int:
         """Bytes in the pickle."""
         return sum(memoryview(piece).nbytes for piece in self.pieces)
-
-    def total_size(self) -> int:
-        """Bytes in the pickle and its buffers."""
-        return self.size() + sum(buffer.nbytes for buffer in self.buffers)
 
     def joined(self) -> bytes:
         """The pickle as one bytes object (a copy: for small messages)."""
@@ -149,13 +146,14 @@ def _apart_collector(buffers: list[memoryview]) -> Callable[[pickle.PickleBuffer
     return keep_in_pickle
 
 
-def send(conn: Any, message: Pickled) -> None:
+def send(conn: Any, message: Pickled) -> int:
     """Send *message*: one frame if it is small, else unframed after a RAW_FRAME (or a
-    STREAM_FRAME, if its pickle holds large data): its buffers first, then its pickle."""
+    STREAM_FRAME, if its pickle holds large data): its buffers first, then its pickle.
+    Returns the bytes of its pickle and its buffers."""
     size = message.size()
     if not SUPPORTED or (size < APART_BYTES and not message.buffers):
         conn.send_bytes(message.joined())
-        return
+        return size
     sizes = [size] + [buffer.nbytes for buffer in message.buffers]
     announce = STREAM_FRAME if message.holds_large_data() else RAW_FRAME
     conn.send_bytes(announce + b"".join(_SIZE.pack(n) for n in sizes))
@@ -163,6 +161,7 @@ def send(conn: Any, message: Pickled) -> None:
     for piece in (*message.buffers, *message.pieces):
         with memoryview(piece) as view:
             _write_all(fd, view)
+    return sum(sizes)
 
 
 class PipeClosed(EOFError):
@@ -219,7 +218,8 @@ def receive(conn: Any) -> Incoming:
     streamed = frame.startswith(STREAM_FRAME)
     if not streamed and not frame.startswith(RAW_FRAME):
         return Incoming(frame)
-    pickle_size, *sizes = [size for (size,) in _SIZE.iter_unpack(frame[len(RAW_FRAME) :])]
+    header = frame[len(RAW_FRAME) :]  # STREAM_FRAME is as long
+    pickle_size, *sizes = [size for (size,) in _SIZE.iter_unpack(header)]
     fd = conn.fileno()
     buffers = [_read_exactly(fd, size) for size in sizes]
     if streamed:

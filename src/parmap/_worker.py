@@ -293,5 +293,4 @@ def _send(conn: Any, message: tuple[Any, ...]) -> int:
             raise
         failure = ("failed", message[1], unpicklable_result_message(message[2], message[1], exc))
         pickled = pickle_portable(failure, apart=False)
-    frames.send(conn, pickled)
-    return pickled.total_size()
+    return frames.send(conn, pickled)
