@@ -69,10 +69,41 @@ def call_chunk(fn: Callable[[Any], Any], start: int, items: Sequence[Any]) -> li
     return results
 
 
-def run_chunk_task(fn: Callable[[Any], Any], start: int, items: Sequence[Any]) -> tuple[Any, ...]:
-    """One chunk as a task for a ``concurrent.futures.Executor`` (local or remote)."""
+class Tally:
+    """How many items of one chunk its thread has finished, and how many of those the
+    caller has reported. Only that thread writes ``done``, so no lock is needed."""
+
+    __slots__ = ("done", "reported")
+
+    def __init__(self) -> None:
+        self.done = 0
+        self.reported = 0
+
+
+def call_chunk_counting(
+    fn: Callable[[Any], Any], start: int, items: Sequence[Any], tally: Tally
+) -> list[Any]:
+    """:func:`call_chunk`, one item at a time, counting them in *tally* as they finish."""
+    results: list[Any] = []
+    append = results.append
     try:
-        return ("ok", start, call_chunk(fn, start, items))
+        for item in items:
+            append(fn(item))
+            tally.done += 1
+    except BaseException as exc:
+        raise ChunkFailure(start + len(results), exc) from None
+    return results
+
+
+def run_chunk_task(
+    fn: Callable[[Any], Any], start: int, items: Sequence[Any], tally: Tally | None = None
+) -> tuple[Any, ...]:
+    """One chunk as a task for a ``concurrent.futures.Executor`` (local or remote); a
+    thread in the caller's process counts its items in *tally*, if given."""
+    try:
+        if tally is None:
+            return ("ok", start, call_chunk(fn, start, items))
+        return ("ok", start, call_chunk_counting(fn, start, items, tally))
     except ChunkFailure as failure:
         return ("raised", start, failure.index, failure.error, _traceback_text(failure.error))
 

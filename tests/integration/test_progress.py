@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
@@ -128,3 +132,47 @@ def test_progress_counts_every_item_after_a_chunk_failed_midway() -> None:
     )
     assert result == [x * x for x in range(12)]
     assert calls[-1] == (12, 12), calls
+
+
+class HeldLastItem:
+    """fn for one chunk of five items whose last item waits until the progress callback
+    has counted the other four: only a report from inside the running chunk can say so."""
+
+    def __init__(self) -> None:
+        self.four_reported = threading.Event()
+        self.calls: list[tuple[int, int | None]] = []
+
+    def __call__(self, x: int) -> str:
+        if x < 4:
+            return "ran"
+        released = self.four_reported.wait(timeout=TIMEOUT_SECONDS)
+        return "released" if released else "not released"
+
+    def progress(self, done: int, total: int | None) -> None:
+        self.calls.append((done, total))
+        if done == 4:
+            self.four_reported.set()
+
+
+TIMEOUT_SECONDS = 10
+
+
+@pytest.mark.parametrize("backend", ["thread", "a ThreadPoolExecutor"])
+def test_threads_report_items_during_a_long_chunk(backend: str) -> None:
+    """On threads, the count rises while a chunk runs, not only when it ends."""
+    held = HeldLastItem()
+    with contextlib.ExitStack() as stack:
+        chosen: Any = backend
+        if backend == "a ThreadPoolExecutor":
+            chosen = stack.enter_context(ThreadPoolExecutor(2))
+        result = parallel_map(
+            held,
+            range(5),
+            2,
+            5,
+            backend=chosen,
+            serial_fallback=False,
+            progress=held.progress,
+        )
+    assert result == ["ran"] * 4 + ["released"], held.calls
+    assert held.calls == [(4, 5), (5, 5)]

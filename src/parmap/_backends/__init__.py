@@ -3,12 +3,16 @@
 A session is one call's view of a backend. The scheduler (``_scheduler.py``) submits
 chunks while the session has capacity and waits for finished ones; the session turns a
 worker's failure into the exception the caller will see, and reports finished items to
-the call's progress callback (worker processes also report during long chunks).
+the call's progress callback (worker processes and threads also report during long chunks).
 """
 
 from __future__ import annotations
 
 from typing import Any, NamedTuple, Optional, Protocol
+
+#: With progress on, a worker process or thread busy with a chunk has how far it got
+#: reported this often, so a bar moves during long chunks (not only when a chunk ends).
+PROGRESS_SECONDS = 0.2
 
 
 class Chunk(NamedTuple):

@@ -47,16 +47,13 @@ from .._log import debug
 from .._platform import StartMethod
 from .._serialization import dumps_message
 from .._worker import FN_FRAME, WorkerSetup, process_main
-from . import Chunk
+from . import PROGRESS_SECONDS, Chunk
 
 #: Seconds a worker gets to exit after "stop" or SIGTERM before it is killed.
 EXIT_GRACE_SECONDS = 1.0
 #: A worker idle this close to its idle timeout (or a quarter of a short timeout) is
 #: replaced rather than sent work: it may be exiting at that very moment.
 IDLE_MARGIN_SECONDS = 1.0
-#: With progress on, a worker busy with a chunk says how far it got this often, so a
-#: bar moves during long chunks (and not only when a chunk ends).
-PROGRESS_SECONDS = 0.2
 
 
 class _Worker:
