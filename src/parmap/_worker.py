@@ -79,20 +79,8 @@ class Tally:
         self.done = 0
         self.reported = 0
 
-
-def call_chunk_counting(
-    fn: Callable[[Any], Any], start: int, items: Sequence[Any], tally: Tally
-) -> list[Any]:
-    """:func:`call_chunk`, one item at a time, counting them in *tally* as they finish."""
-    results: list[Any] = []
-    append = results.append
-    try:
-        for item in items:
-            append(fn(item))
-            tally.done += 1
-    except BaseException as exc:
-        raise ChunkFailure(start + len(results), exc) from None
-    return results
+    def finished(self, done: int) -> None:
+        self.done = done
 
 
 def run_chunk_task(
@@ -103,7 +91,7 @@ def run_chunk_task(
     try:
         if tally is None:
             return ("ok", start, call_chunk(fn, start, items))
-        return ("ok", start, call_chunk_counting(fn, start, items, tally))
+        return ("ok", start, call_chunk_reporting(fn, start, items, tally))
     except ChunkFailure as failure:
         return ("raised", start, failure.index, failure.error, _traceback_text(failure.error))
 
@@ -223,26 +211,30 @@ class ProgressReport:
         self._conn = conn
         self._start = start
         self._every = every
-        self.due = time.monotonic() + every
+        self._due = time.monotonic() + every
+
+    def finished(self, done: int) -> None:
+        if time.monotonic() >= self._due:
+            self.send(done)
 
     def send(self, done: int) -> None:
-        self.due = time.monotonic() + self._every
+        self._due = time.monotonic() + self._every
         # If the caller is gone, the main loop notices at its next read.
         with contextlib.suppress(OSError):
             self._conn.send_bytes(pickle.dumps(("progress", self._start, done), frames.PROTOCOL))
 
 
 def call_chunk_reporting(
-    fn: Callable[[Any], Any], start: int, items: Sequence[Any], report: ProgressReport
+    fn: Callable[[Any], Any], start: int, items: Sequence[Any], report: ProgressReport | Tally
 ) -> list[Any]:
-    """:func:`call_chunk`, one item at a time, telling the caller how far it got."""
+    """:func:`call_chunk`, one item at a time, telling *report* how many have finished:
+    a worker process's message to the caller, or a thread's tally the caller reads."""
     results: list[Any] = []
     append = results.append
     try:
         for item in items:
             append(fn(item))
-            if time.monotonic() >= report.due:
-                report.send(len(results))
+            report.finished(len(results))
     except BaseException as exc:
         raise ChunkFailure(start + len(results), exc) from None
     return results
