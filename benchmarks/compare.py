@@ -43,6 +43,7 @@ sys.path.insert(0, str(HERE))
 
 from workloads import (  # noqa: E402
     CONTENDERS,
+    IO_THREADS,
     WORKLOADS,
     contenders_for,
     expected_result,
@@ -291,6 +292,8 @@ def figure_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             ours = parmap_contender(workload)
             rows.append(
                 {
+                    "workload": workload.name,
+                    "later_calls": index == 1,
                     "title": title,
                     "kind": workload.kind,
                     "times": times,
@@ -374,7 +377,115 @@ def render_table(results: dict[str, Any]) -> str:
     lines += ["", "All contenders (median seconds; peak MB of the process tree for streams):", ""]
     for row in rows:
         lines.append(f"- {row['title']}: " + ", ".join(cell(row, name) for name in row["times"]))
+    checks = floor_checks(rows, results["workers"])
+    if checks:
+        lines += ["", "The floors of issue #5 that this table can check, from its medians:", ""]
+        lines += ["| floor | measured | holds |", "|---|---:|---|"]
+        lines += [
+            f"| {floor} | {measured} | {'yes' if holds else '**no**'} |"
+            for floor, measured, holds in checks
+        ]
     return "\n".join(lines)
+
+
+Check = tuple[str, str, bool]  # a floor, what was measured, whether it holds
+
+
+def floor_checks(rows: list[dict[str, Any]], workers: int) -> list[Check]:
+    """Each floor of issue #5 that the measured rows can show, checked on their medians.
+
+    Every row has the general floor (parmap's median at most the best other contender's,
+    ``map`` included); rows whose work has a floor of its own add it. A stopped
+    contender has no median and no check.
+    """
+    checks = []
+    for row in rows:
+        ours = row["times"][row["ours"]]
+        _, best = best_other(row)
+        if ours is not None:
+            floor = f"{row['title']}: ≤ 1.00x the best other"
+            checks.append((floor, f"{ours / best:.3f}x", ours <= best))
+    figures = Figures(rows)
+    for own_floor in (efficiency_floors, map_floors, stream_floors, thread_floors):
+        checks += own_floor(figures, workers)
+    return checks
+
+
+class Figures:
+    """The medians and peaks of the rows, by workload and contender (None if not run)."""
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self.rows = {(row["workload"], row["later_calls"]): row for row in rows}
+
+    def time(self, workload: str, contender: str, later: bool = False) -> Optional[float]:
+        row = self.rows.get((workload, later))
+        return None if row is None else row["times"].get(contender)
+
+    def peak(self, workload: str, contender: str) -> Optional[float]:
+        row = self.rows.get((workload, False))
+        return None if row is None else row["peaks"].get(contender)
+
+
+def efficiency_floors(figures: Figures, workers: int) -> list[Check]:
+    checks = []
+    for workload, least in [("origin", 0.97), ("items_2ms", 0.97), ("skewed", 0.90)]:
+        serial, ours = figures.time(workload, "map"), figures.time(workload, "parmap")
+        if serial and ours:
+            efficiency = serial / (ours * workers)
+            floor = f"{workload}: CPU efficiency, `map` ÷ (parmap · {workers}), ≥ {least:.2f}"
+            checks.append((floor, f"{efficiency:.3f}", efficiency >= least))
+    return checks
+
+
+def map_floors(figures: Figures, workers: int) -> list[Check]:
+    checks = []
+    for workload in ("trivial_1m", "payloads_1mb", "lazy_2m"):
+        serial, ours = figures.time(workload, "map"), figures.time(workload, "parmap")
+        if serial and ours:
+            checks.append(
+                (f"{workload}: ≤ 1.10x `map`", f"{ours / serial:.3f}x", ours <= 1.10 * serial)
+            )
+    for later, most in ((False, 0.005), (True, 0.001)):
+        serial = figures.time("eight_items", "map", later)
+        ours = figures.time("eight_items", "parmap", later)
+        if serial is not None and ours is not None:
+            calls = "later calls" if later else "first call"
+            floor = f"eight_items, {calls}: within {most * 1000:g} ms of `map`"
+            checks.append((floor, f"{(ours - serial) * 1000:.3f} ms", ours - serial <= most))
+    serial, ours = figures.time("calls_50x64", "map"), figures.time("calls_50x64", "parmap")
+    if serial and ours:
+        floor = "calls_50x64: ≥ 1.75x faster than `map`"
+        checks.append((floor, f"{serial / ours:.2f}x", serial >= 1.75 * ours))
+    return checks
+
+
+def stream_floors(figures: Figures, workers: int) -> list[Check]:
+    checks = []
+    peak, longer = figures.peak("lazy_2m", "parmap"), figures.peak("lazy_8m", "parmap")
+    if peak is not None:
+        floor = "lazy_2m: peak memory of the process tree < 100 MB"
+        checks.append((floor, f"{peak:.0f} MB", peak < 100))
+        if longer is not None:
+            floor = "lazy_8m: peak memory not growing (≤ 1.10x lazy_2m's)"
+            checks.append((floor, f"{longer:.0f} MB", longer <= 1.10 * peak))
+    return checks
+
+
+def thread_floors(figures: Figures, workers: int) -> list[Check]:
+    checks = []
+    pool = f"ThreadPoolExecutor ({IO_THREADS})"
+    theirs = figures.time("io_threads", pool)
+    ours = figures.time("io_threads", f"parmap threads ({IO_THREADS})")
+    if theirs and ours:
+        checks.append(
+            (f"io_threads: ≤ 1.05x {pool}", f"{ours / theirs:.3f}x", ours <= 1.05 * theirs)
+        )
+    default = figures.time("io_threads", "parmap threads (default)")
+    two = figures.time("io_threads", "parmap threads (2)")
+    if default and two:
+        floor = "io_threads: the default thread count ≥ 8x faster than 2 threads"
+        checks.append((floor, f"{two / default:.1f}x", two >= 8 * default))
+    return checks
 
 
 def cell(row: dict[str, Any], name: str) -> str:

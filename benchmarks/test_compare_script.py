@@ -44,3 +44,6 @@ def test_compare_writes_a_table_that_follows_from_its_rounds(tmp_path: Path) -> 
     paired = sorted(ours / theirs for ours, theirs in zip(times["parmap"], times["map"]))[1]
     assert cells[7] == f"{paired:.3f}"
     assert (tmp_path / "img" / "comparison.svg").read_text().startswith("<svg")
+    floors = [line for line in text.splitlines() if line.startswith("| trivial_1m: ≤ 1.10x")]
+    holds = "yes" if median <= 1.10 else "**no**"
+    assert floors == [f"| trivial_1m: ≤ 1.10x `map` | {median:.3f}x | {holds} |"]
