@@ -39,13 +39,12 @@ class ExecutorSession:
         self._remote = remote  # exceptions lost their traceback on the way back
         self._submit_keywords = submit_keywords or {}
         self._on_done = on_done  # told how many items each finished chunk had
-        self._in_flight: dict[futures.Future[Any], Chunk] = {}
-        self._done: queue.SimpleQueue[futures.Future[Any]] = queue.SimpleQueue()
         # With progress on, threads count each chunk's items as they finish, so a bar
         # moves during a long chunk. A remote worker's count would never come back.
-        self._tallies: Optional[dict[futures.Future[Any], Tally]] = (
-            {} if on_done is not None and not remote else None
-        )
+        self._counting = on_done is not None and not remote
+        # Each chunk in flight, with its count where its items are counted.
+        self._in_flight: dict[futures.Future[Any], Optional[Tally]] = {}
+        self._done: queue.SimpleQueue[futures.Future[Any]] = queue.SimpleQueue()
         self._next_report = 0.0  # time.monotonic() when running chunks are reported next
 
     def has_capacity(self) -> bool:
@@ -54,19 +53,17 @@ class ExecutorSession:
     def submit(self, chunk: Chunk, fn: Optional[Callable[[Any], Any]] = None) -> None:
         """Run *chunk* with this session's fn, or with *fn* (the same fn, watched)."""
         run = self._fn if fn is None else fn
-        tally = Tally() if self._tallies is not None else None
+        tally = Tally() if self._counting else None
         future = self._executor.submit(
             run_chunk_task, run, chunk.start, chunk.items, tally, **self._submit_keywords
         )
-        self._in_flight[future] = chunk
-        if self._tallies is not None and tally is not None:
-            self._tallies[future] = tally
+        self._in_flight[future] = tally
         # Finished futures land in a queue: waiting costs the same however many chunks
         # are in flight (futures.wait would hook into every one of them each time).
         future.add_done_callback(self._done.put)
 
     def wait(self, timeout: Optional[float]) -> list[tuple[int, list[Any]]]:
-        if self._tallies is not None:  # wake up to report the running chunks' counts
+        if self._counting:  # wake up to report the running chunks' counts
             timeout = PROGRESS_SECONDS if timeout is None else min(timeout, PROGRESS_SECONDS)
         try:
             done = [self._done.get(timeout=timeout)]
@@ -80,8 +77,7 @@ class ExecutorSession:
                 break
         finished = []
         for future in done:
-            del self._in_flight[future]
-            tally = self._tallies.pop(future, None) if self._tallies is not None else None
+            tally = self._in_flight.pop(future)
             answer = future.result()  # raises what the executor itself failed with
             if answer[0] == "raised":
                 _, _, index, error, text = answer
@@ -93,17 +89,19 @@ class ExecutorSession:
             unreported = len(answer[2]) - (tally.reported if tally is not None else 0)
             if self._on_done is not None and unreported:
                 self._on_done(unreported)
-        if self._tallies and time.monotonic() >= self._next_report:
+        if self._counting and time.monotonic() >= self._next_report:
             self._report_running()  # chunks that keep finishing must not hide a long one
         return finished
 
     def _report_running(self) -> None:
         """Tell the progress callback about items of running chunks not reported yet."""
-        if self._tallies is None or self._on_done is None:
+        if not self._counting or self._on_done is None:
             return
         self._next_report = time.monotonic() + PROGRESS_SECONDS
         unreported = 0
-        for tally in self._tallies.values():
+        for tally in self._in_flight.values():
+            if tally is None:
+                continue
             done = tally.done  # read once: its thread may add to it meanwhile
             unreported += done - tally.reported
             tally.reported = done
