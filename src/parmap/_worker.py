@@ -215,9 +215,9 @@ class ProgressReport:
 
     def finished(self, done: int) -> None:
         if time.monotonic() >= self._due:
-            self.send(done)
+            self._send(done)
 
-    def send(self, done: int) -> None:
+    def _send(self, done: int) -> None:
         self._due = time.monotonic() + self._every
         # If the caller is gone, the main loop notices at its next read.
         with contextlib.suppress(OSError):
