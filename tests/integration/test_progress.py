@@ -134,6 +134,10 @@ def test_progress_counts_every_item_after_a_chunk_failed_midway() -> None:
     assert calls[-1] == (12, 12), calls
 
 
+#: How long the held item waits for the report before it gives up (and the test fails).
+TIMEOUT_SECONDS = 10
+
+
 class HeldLastItem:
     """fn for one chunk of five items whose last item waits until the progress callback
     has counted the other four: only a report from inside the running chunk can say so."""
@@ -152,9 +156,6 @@ class HeldLastItem:
         self.calls.append((done, total))
         if done == 4:
             self.four_reported.set()
-
-
-TIMEOUT_SECONDS = 10
 
 
 @pytest.mark.parametrize("backend", ["thread", "a ThreadPoolExecutor"])
