@@ -46,7 +46,19 @@ class Options(NamedTuple):
     idle_timeout: Optional[float] = DEFAULT_IDLE_TIMEOUT
     ordered: bool = True
     buffersize: Optional[int] = None
-    native_threads: Optional[int] = None  # per worker process; None: left alone
+    #: Cap the BLAS/OpenMP threads of worker processes (see ``native_threads``).
+    limit_native_threads: bool = False
+
+    @property
+    def native_threads(self) -> Optional[int]:
+        """Native threads per worker process, or None to leave them alone.
+
+        Worked out only when workers start: reading the CPU quota (cgroup files) took
+        0.2-0.5 ms, most of a first call that then ran its few items in the caller.
+        """
+        if not self.limit_native_threads:
+            return None
+        return threads_per_worker(available_cpus(), self.workers)
 
 
 def check_call(fn: object, iterable: object) -> None:
@@ -109,12 +121,8 @@ def make_options(
         raise TypeError(msg)
     limit_threads = _flag("limit_native_threads", limit_native_threads)
     checked_workers = _positive_int("workers", workers)
-    native_threads = None
     if checked_backend == "process":
-        cpus = available_cpus()  # looked up once for both defaults (a syscall, an env read)
-        checked_workers = checked_workers or cpus
-        if limit_threads:
-            native_threads = threads_per_worker(cpus, checked_workers)
+        checked_workers = checked_workers or available_cpus()
     else:
         checked_workers = checked_workers or _default_workers(checked_backend)
     return Options(
@@ -131,7 +139,7 @@ def make_options(
         idle_timeout=idle_timeout() if checked_backend == "process" else None,
         ordered=_flag("ordered", ordered),
         buffersize=_positive_int("buffersize", buffersize),
-        native_threads=native_threads,
+        limit_native_threads=limit_threads and checked_backend == "process",
     )
 
 

@@ -69,3 +69,16 @@ def test_only_worker_processes_are_limited(
     monkeypatch.setenv("PYTHON_CPU_COUNT", "8")
     options = make_options(workers=4, backend=backend, limit_native_threads=flag, **DEFAULTS)
     assert options.native_threads == expected
+
+
+def test_the_cpu_quota_is_not_read_for_an_explicit_worker_count(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A first call that runs in the caller should not pay for reading cgroup files: with
+    workers given, the CPU count is looked up only when worker processes start."""
+    looked_up = []
+    monkeypatch.setattr("parmap._options.available_cpus", lambda: looked_up.append(1) or 8)
+    options = make_options(workers=4, backend="process", limit_native_threads=True, **DEFAULTS)
+    assert looked_up == []
+    assert options.native_threads == 2
+    assert looked_up == [1]
