@@ -159,6 +159,7 @@ class ProcessPool:
                     tie_to_parent,
                     self.settings.idle_timeout,
                     self.settings.native_threads,
+                    forked=self.start_method == "fork",
                 ),
             ),
             name="parmap-worker",
