@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Optional
+import time
+from typing import Any, Callable, Iterator, Optional
 
 #: A message at least this large tells a worker that large blocks come and go ...
 LARGE_MESSAGE_BYTES = 512 * 1024
@@ -79,18 +80,38 @@ class FreedMemory:
             self._decided = True
             self._libc = _keep_freed_memory()
 
-    def hand_back_when_idle(self, conn: Any) -> None:
-        """Give free memory back while no message comes on *conn*: what the worker freed
-        after HAND_BACK_SECONDS, a forked worker's share of the caller's after
-        LET_GO_SECONDS (once)."""
-        if self._libc is not None and not conn.poll(HAND_BACK_SECONDS):
-            self._libc.malloc_trim(0)
-            self._holds_callers_heap = False  # that trim let go of it too
-        if self._holds_callers_heap and not conn.poll(LET_GO_SECONDS):
-            self._holds_callers_heap = False
-            libc = glibc()
-            if libc is not None:
-                libc.malloc_trim(0)
+    def wait_for_work(self, conn: Any, idle_timeout: Optional[float]) -> bool:
+        """Wait for a message on *conn*, giving memory back at its moments meanwhile: what
+        the worker freed after HAND_BACK_SECONDS, a forked worker's share of the caller's
+        after LET_GO_SECONDS. False if none came within *idle_timeout* (None: no limit)."""
+        began = time.monotonic()
+        for due, give_back in self._hand_backs():
+            if idle_timeout is not None and due >= idle_timeout:
+                break  # the worker exits first, which gives everything back
+            if conn.poll(max(0.0, due - (time.monotonic() - began))):
+                return True
+            give_back()
+        if idle_timeout is None:
+            return True  # the worker's read waits for the message (or end of file)
+        return bool(conn.poll(max(0.0, idle_timeout - (time.monotonic() - began))))
+
+    def _hand_backs(self) -> Iterator[tuple[float, Callable[[], None]]]:
+        """What to give back while idle, by seconds of waiting (looked at step by step:
+        the first step may make the second moot)."""
+        if self._libc is not None:
+            yield HAND_BACK_SECONDS, self._trim
+        if self._holds_callers_heap:
+            yield LET_GO_SECONDS, self._let_go
+
+    def _trim(self) -> None:
+        self._libc.malloc_trim(0)
+        self._holds_callers_heap = False  # that let go of the caller's free pages too
+
+    def _let_go(self) -> None:
+        self._holds_callers_heap = False
+        libc = glibc()
+        if libc is not None:
+            libc.malloc_trim(0)
 
 
 #: The worker process's own (fork copies the caller's, which never decided anything).

@@ -143,8 +143,7 @@ def process_main(conn: Any, inherited: Sequence[Any], setup: WorkerSetup) -> Non
     fn_error = "worker received a chunk before any fn"
     while True:
         try:
-            memory.hand_back_when_idle(conn)
-            if idle_timeout is not None and not conn.poll(idle_timeout):
+            if not memory.wait_for_work(conn, idle_timeout):
                 return  # idle too long: free the memory; the caller starts a new one
             incoming = frames.receive(conn)
             memory.after_message(incoming.size)

@@ -31,7 +31,7 @@ print("kept:", memory.kept)
 print("faults:", faults_to_fill(16))
 held = resident_mb()
 waiting, _ = multiprocessing.Pipe()  # nothing will come: the worker is idle
-memory.hand_back_when_idle(waiting)
+assert not memory.wait_for_work(waiting, 0.2)  # idle past its 50 ms
 print("handed back MB:", held - resident_mb())
 """
 
