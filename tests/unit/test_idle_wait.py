@@ -85,13 +85,6 @@ def test_work_that_comes_first_is_taken_at_once_and_the_letting_go_waits(
     assert libc.trims == 1
 
 
-def test_a_worker_due_to_exit_first_does_not_bother(clock: Clock, libc: Libc) -> None:
-    pipe = Pipe(clock)
-    assert forked_worker().wait_for_work(pipe, 0.5) is False
-    assert pipe.polls == [0.5]
-    assert libc.trims == 0
-
-
 def test_a_worker_of_large_messages_trims_after_50_ms_which_lets_go_too(
     clock: Clock, libc: Libc, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -104,8 +97,17 @@ def test_a_worker_of_large_messages_trims_after_50_ms_which_lets_go_too(
     assert libc.trims == 1
 
 
-def test_a_spawned_worker_of_small_messages_only_waits(clock: Clock, libc: Libc) -> None:
+@pytest.mark.parametrize(
+    ("memory", "idle_timeout"),
+    [
+        pytest.param(forked_worker(), 0.5, id="forked, due to exit before letting go"),
+        pytest.param(FreedMemory(), 300.0, id="spawned, small messages"),
+    ],
+)
+def test_a_worker_with_nothing_to_give_back_in_time_only_waits(
+    clock: Clock, libc: Libc, memory: FreedMemory, idle_timeout: float
+) -> None:
     pipe = Pipe(clock)
-    assert FreedMemory().wait_for_work(pipe, 300.0) is False
-    assert pipe.polls == [300.0]
+    assert memory.wait_for_work(pipe, idle_timeout) is False
+    assert pipe.polls == [idle_timeout]
     assert libc.trims == 0
