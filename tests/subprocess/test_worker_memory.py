@@ -88,7 +88,7 @@ with open(f"/proc/{me}/task/{me}/children") as children:
 shared = anonymous_mb(worker)
 deadline = time.monotonic() + 10
 while anonymous_mb(worker) > shared - 16 and time.monotonic() < deadline:
-    time.sleep(0.01)  # the worker lets go once idle for 50 ms; the loop only watches
+    time.sleep(0.01)  # the worker lets go once idle for 1 s; the loop only watches
 print("let go of MB:", shared - anonymous_mb(worker))
 shutdown()
 """
