@@ -369,6 +369,8 @@ def render_table(results: dict[str, Any]) -> str:
         )
     lines += [
         "",
+        steadiness(rows[0]),
+        "",
         "parmap is timed with warm workers, like the reused pools; *parmap, cold* is its first "
         "call in a fresh interpreter, which starts the workers and imports `multiprocessing`. "
         "*Paired ratio*: the median, over the rounds, of parmap's time ÷ the best other's in "
@@ -386,6 +388,18 @@ def render_table(results: dict[str, Any]) -> str:
             for floor, measured, holds in checks
         ]
     return "\n".join(lines)
+
+
+def steadiness(row: dict[str, Any]) -> str:
+    """How much the same serial work varied from round to round: the noise every ratio of
+    the table has to be read against, which a shared machine cannot be asked to keep low."""
+    times = sorted(t for t in row["by_round"]["map"] if t is not None)
+    spread = (times[-1] - times[0]) / statistics.median(times)
+    return (
+        f"Steadiness of the machine: `map` took {seconds(times[0])} to {seconds(times[-1])} "
+        f"on the {row['title'].split(':')[0]} from round to round, {spread:.1%} of its median; "
+        "differences smaller than that between two contenders are within the noise."
+    )
 
 
 Check = tuple[str, str, bool]  # a floor, what was measured, whether it holds

@@ -43,6 +43,10 @@ def test_compare_writes_a_table_that_follows_from_its_rounds(tmp_path: Path) -> 
     assert cells[6] == f"{led} of 3"
     paired = sorted(ours / theirs for ours, theirs in zip(times["parmap"], times["map"]))[1]
     assert cells[7] == f"{paired:.3f}"
+    low, high = min(times["map"]), max(times["map"])
+    spread = (high - low) / sorted(times["map"])[1]
+    steadiness = next(line for line in text.splitlines() if line.startswith("Steadiness"))
+    assert f"on the 1,000,000 trivial items from round to round, {spread:.1%} of" in steadiness
     assert (tmp_path / "img" / "comparison.svg").read_text().startswith("<svg")
     floors = [line for line in text.splitlines() if line.startswith("| trivial_1m: ≤ 1.10x")]
     holds = "yes" if median <= 1.10 else "**no**"
