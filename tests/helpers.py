@@ -134,6 +134,20 @@ def return_lock(x: int) -> object:
     return x
 
 
+class LoadsOnlyInWorkers:
+    """Pickles fine but does not unpickle: as a result of a class the caller cannot import,
+    or whose ``__setstate__`` fails there."""
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return int, ("not a number",)
+
+
+def return_unloadable(x: int) -> object:
+    if x == 5:
+        return LoadsOnlyInWorkers()
+    return x
+
+
 def set_state(value: str) -> None:
     worker_state["value"] = value
 

@@ -29,7 +29,8 @@ class WorkerCrashedError(ParmapError):
 class SerializationError(ParmapError):
     """``fn``, an item, a result or an exception could not be sent between processes.
 
-    The message names which one (and the item's index), the reason, and a fix.
+    The message names which one (and the item's index; for a result that does not load
+    in the caller, the items of its chunk), the reason, and a fix.
 
     .. versionadded:: 0.1
     """

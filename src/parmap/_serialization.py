@@ -121,6 +121,20 @@ def unpicklable_result_message(results: Sequence[Any], start: int, exc: Exceptio
     )
 
 
+def unloadable_results_message(start: int, count: int, exc: Exception) -> str:
+    """Explain that the results of a chunk do not unpickle in the caller (runs there)."""
+    if count == 1:
+        items = f"the item at index {start}"
+    else:
+        items = f"the items at index {start} to {start + count - 1} (one of them or more)"
+    return (
+        f"cannot load the results for {items} that a worker process sent back: "
+        f"{type(exc).__name__}: {exc}. Return values that unpickle in the calling process "
+        f"(their classes importable there, their __reduce__ or __setstate__ working), "
+        f"{_THREAD_HINT}."
+    )
+
+
 def _first_unpicklable(values: Sequence[Any], fallback: Exception) -> tuple[int, object, Exception]:
     for index, value in enumerate(values):
         try:

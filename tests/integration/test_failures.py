@@ -17,6 +17,7 @@ from helpers import (
     fail_in_initializer,
     raise_bad_init,
     return_lock,
+    return_unloadable,
     square,
     wait_forever_at_zero,
 )
@@ -112,6 +113,17 @@ def test_unpicklable_result_names_its_index(start_method: str) -> None:
     """A result that cannot be pickled gives SerializationError naming the item."""
     with pytest.raises(SerializationError, match=r"result for the item at index 4"):
         parallel_map(return_lock, range(8), 2, 1, start_method=start_method, serial_fallback=False)
+
+
+def test_result_that_does_not_unpickle_in_the_caller_names_its_items(start_method: str) -> None:
+    """A result that reaches the caller but does not load there gives SerializationError
+    naming the chunk's items and the loading error, and the next call works."""
+    with pytest.raises(SerializationError, match=r"items at index 4 to 7 .*ValueError") as info:
+        parallel_map(
+            return_unloadable, range(12), 2, 4, start_method=start_method, serial_fallback=False
+        )
+    assert isinstance(info.value.__cause__, ValueError)
+    assert parallel_map(square, range(6), 2, start_method=start_method) == [0, 1, 4, 9, 16, 25]
 
 
 def test_unpicklable_exception_still_reports_type_and_message(start_method: str) -> None:

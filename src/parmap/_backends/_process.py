@@ -45,7 +45,7 @@ from .._errors import (
 )
 from .._log import debug
 from .._platform import StartMethod
-from .._serialization import dumps_message
+from .._serialization import dumps_message, unloadable_results_message
 from .._worker import FN_FRAME, WorkerSetup, process_main
 from . import PROGRESS_SECONDS, Chunk
 
@@ -345,6 +345,9 @@ class ProcessSession:
             error = rebuild_exception(*answer[1:])
             add_note(error, "parmap: raised by the initializer in a worker process")
             raise error
+        if kind == "unloadable":
+            message = unloadable_results_message(chunk.start, len(chunk.items), answer[1])
+            raise SerializationError(message) from answer[1]
         raise SerializationError(answer[2])
 
     def _report(self, worker: _Worker, done: int) -> None:
@@ -363,10 +366,17 @@ class ProcessSession:
 
 
 def _receive(worker: _Worker) -> Optional[tuple[Any, ...]]:
-    """The worker's answer, or None if it died without one."""
+    """The worker's answer, or None if it died without one, or ``("unloadable", error)``
+    if it arrived whole but does not unpickle here (the worker is fine)."""
     if not worker.conn.poll():
         return None
-    answer: tuple[Any, ...] = frames.receive(worker.conn).load()
+    incoming = frames.receive(worker.conn)
+    try:
+        answer: tuple[Any, ...] = incoming.load()
+    except frames.PipeClosed:
+        raise  # the worker died in the middle of it
+    except Exception as exc:
+        return ("unloadable", exc)
     return answer
 
 
