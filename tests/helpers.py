@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -97,6 +98,13 @@ def exit_at_three(x: int) -> int:
     """Kill the worker process outright on item 3, as a crash would."""
     if x == 3:
         os._exit(13)
+    return x
+
+
+def sigkill_at_five(x: int) -> int:
+    """Kill the worker process with SIGKILL on item 5, as the kernel's OOM killer does."""
+    if x == 5:
+        os.kill(os.getpid(), signal.SIGKILL)
     return x
 
 

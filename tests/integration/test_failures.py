@@ -18,6 +18,7 @@ from helpers import (
     raise_bad_init,
     return_lock,
     return_unloadable,
+    sigkill_at_five,
     square,
     wait_forever_at_zero,
 )
@@ -84,6 +85,15 @@ def test_worker_crash_raises_instead_of_hanging(start_method: str) -> None:
     assert parallel_map(
         square, range(10), 2, 1, start_method=start_method, serial_fallback=False
     ) == [x * x for x in range(10)]
+
+
+def test_worker_killed_by_sigkill_points_at_memory_first() -> None:
+    """SIGKILL is what the kernel's OOM killer sends: the error names the signal and the
+    item, and gives running out of memory as the first likely cause."""
+    with pytest.raises(WorkerCrashedError, match=r"signal SIGKILL.*item 5") as info:
+        parallel_map(sigkill_at_five, range(10), 2, 1, serial_fallback=False)
+    assert "killed it for using too much memory" in str(info.value)
+    assert parallel_map(square, range(6), 2, 1, serial_fallback=False) == [x * x for x in range(6)]
 
 
 def test_timeout_raises_and_stops_the_workers() -> None:
