@@ -43,7 +43,12 @@ from ._chunking import (
 from ._early import MIN_ALARM_SECONDS, EarlyDispatch
 from ._log import debug
 from ._options import Options
-from ._platform import StartMethod, default_start_method, inside_worker
+from ._platform import (
+    StartMethod,
+    default_start_method,
+    inside_daemonic_process,
+    inside_worker,
+)
 from ._progress import ProgressReporter, make_reporter
 from ._scheduler import Deadline, iter_chunks, run_chunks
 from ._serial import SERIAL_BATCH, Probe, extend_serially, probe, run_serially
@@ -220,6 +225,8 @@ class Call:
             return 'backend="serial"'
         if inside_worker():
             return "called inside a parmap worker (nested calls run serially)"
+        if self.options.backend == "process" and inside_daemonic_process():
+            return "called inside a daemonic process, which may not start processes"
         if self.options.workers == 1 and self.options.serial_fallback:
             return "workers=1"
         return None

@@ -116,6 +116,14 @@ def inside_worker() -> bool:
     return _in_worker_process or getattr(_thread_state, "in_worker", False)
 
 
+def inside_daemonic_process() -> bool:
+    """True inside a daemonic ``multiprocessing`` process, such as a ``Pool`` worker, which
+    may not start processes of its own. Such a process has ``multiprocessing`` imported,
+    so nobody else pays for the import."""
+    process = sys.modules.get("multiprocessing.process")
+    return process is not None and bool(process.current_process().daemon)
+
+
 def mark_worker_process() -> None:
     """Called once at the start of a worker process."""
     global _in_worker_process

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
+import multiprocessing
 import os
 import re
 import time
@@ -181,6 +182,15 @@ def test_nested_calls_run_serially_inside_workers() -> None:
     assert results == [[x * x for x in range(n)] for n in (3, 4, 5)]
     grandchildren = [c for child in psutil.Process().children() for c in child.children()]
     assert grandchildren == []
+
+
+def test_a_call_inside_a_multiprocessing_pool_worker_runs_serially_there() -> None:
+    """A Pool worker is daemonic and may not start processes: a parmap call there runs in
+    that worker instead of failing with "daemonic processes are not allowed to have
+    children"."""
+    with multiprocessing.Pool(1) as pool:
+        results = pool.map(nested_map, [3, 5], chunksize=1)
+    assert results == [[x * x for x in range(n)] for n in (3, 5)]
 
 
 def test_small_input_starts_no_process() -> None:
