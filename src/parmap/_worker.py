@@ -69,29 +69,58 @@ def call_chunk(fn: Callable[[Any], Any], start: int, items: Sequence[Any]) -> li
     return results
 
 
-class Tally:
-    """How many items of one chunk its thread has finished, and how many of those the
-    caller has reported. Only that thread writes ``done``, so no lock is needed."""
+class ChunkStopped(Exception):
+    """The call that a thread's chunk belongs to has ended: the rest is not run."""
 
-    __slots__ = ("done", "reported")
+
+class Tally:
+    """A chunk running on a thread of the caller's process: its results so far, whose
+    number the caller reads to report progress, and how many of them it has reported.
+
+    The caller sets ``stopped`` when the call ends early (an error, a timeout, Ctrl-C):
+    a thread cannot be killed, but it stops after the item it is running.
+    """
+
+    __slots__ = ("reported", "results", "stopped")
 
     def __init__(self) -> None:
-        self.done = 0
+        self.results: list[Any] = []  # only its thread appends; the caller reads len()
         self.reported = 0
+        self.stopped = False
 
-    def finished(self, done: int) -> None:
-        self.done = done
+    @property
+    def done(self) -> int:
+        return len(self.results)
+
+
+def call_chunk_on_thread(
+    fn: Callable[[Any], Any], start: int, items: Sequence[Any], tally: Tally
+) -> list[Any]:
+    """:func:`call_chunk`, checking before each item that the call still wants it (an
+    attribute read: 6 ns an item more than ``map``, where a method call took 50)."""
+    results = tally.results
+    append = results.append
+    try:
+        for item in items:
+            if tally.stopped:
+                break
+            append(fn(item))
+    except BaseException as exc:
+        raise ChunkFailure(start + len(results), exc) from None
+    if tally.stopped:  # nobody waits for these results
+        raise ChunkStopped
+    return results
 
 
 def run_chunk_task(
     fn: Callable[[Any], Any], start: int, items: Sequence[Any], tally: Tally | None = None
 ) -> tuple[Any, ...]:
     """One chunk as a task for a ``concurrent.futures.Executor`` (local or remote); a
-    thread in the caller's process counts its items in *tally*, if given."""
+    thread in the caller's process keeps its results in *tally*, if given."""
     try:
         if tally is None:
             return ("ok", start, call_chunk(fn, start, items))
-        return ("ok", start, call_chunk_reporting(fn, start, items, tally))
+        return ("ok", start, call_chunk_on_thread(fn, start, items, tally))
     except ChunkFailure as failure:
         return ("raised", start, failure.index, failure.error, _traceback_text(failure.error))
 
@@ -227,10 +256,9 @@ class ProgressReport:
 
 
 def call_chunk_reporting(
-    fn: Callable[[Any], Any], start: int, items: Sequence[Any], report: ProgressReport | Tally
+    fn: Callable[[Any], Any], start: int, items: Sequence[Any], report: ProgressReport
 ) -> list[Any]:
-    """:func:`call_chunk`, one item at a time, telling *report* how many have finished:
-    a worker process's message to the caller, or a thread's tally the caller reads."""
+    """:func:`call_chunk`, one item at a time, telling the caller how many have finished."""
     results: list[Any] = []
     append = results.append
     try:

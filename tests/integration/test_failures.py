@@ -96,6 +96,38 @@ def test_worker_killed_by_sigkill_points_at_memory_first() -> None:
     assert parallel_map(square, range(6), 2, 1, serial_fallback=False) == [x * x for x in range(6)]
 
 
+def test_threads_stop_their_chunk_after_the_current_item_when_the_call_ends() -> None:
+    """Threads cannot be killed, but once a call has raised, a thread in the middle of a
+    chunk finishes only the item it is running: the rest of its chunk is not run."""
+    other_chunk_started, release = threading.Event(), threading.Event()
+    ran: list[int] = []
+
+    def fail_once_the_other_chunk_runs(x: int) -> int:
+        if x == 0:
+            other_chunk_started.wait(10)
+            raise ValueError("item 0")
+        ran.append(x)
+        if x == 10:
+            other_chunk_started.set()
+            release.wait(10)
+        return x
+
+    with pytest.raises(ValueError, match="item 0"):
+        parallel_map(
+            fail_once_the_other_chunk_runs,
+            range(20),
+            2,
+            10,
+            backend="thread",
+            serial_fallback=False,
+        )
+    release.set()
+    for thread in threading.enumerate():
+        if thread.name.startswith("parmap-thread"):
+            thread.join(10)
+    assert ran == [10]
+
+
 def test_timeout_raises_and_stops_the_workers() -> None:
     """timeout= bounds the whole call; the hung worker is stopped, not left running."""
     with pytest.raises(TimeoutError, match=r"timeout=0.5"):

@@ -42,7 +42,8 @@ class ExecutorSession:
         # With progress on, threads count each chunk's items as they finish, so a bar
         # moves during a long chunk. A remote worker's count would never come back.
         self._counting = on_done is not None and not remote
-        # Each chunk in flight, with its count where its items are counted.
+        # Each chunk in flight, with its tally where it runs in this process: there a
+        # chunk is counted, and stopped after its current item when the call ends.
         self._in_flight: dict[futures.Future[Any], Optional[Tally]] = {}
         self._done: queue.SimpleQueue[futures.Future[Any]] = queue.SimpleQueue()
         self._next_report = 0.0  # time.monotonic() when running chunks are reported next
@@ -53,7 +54,7 @@ class ExecutorSession:
     def submit(self, chunk: Chunk, fn: Optional[Callable[[Any], Any]] = None) -> None:
         """Run *chunk* with this session's fn, or with *fn* (the same fn, watched)."""
         run = self._fn if fn is None else fn
-        tally = Tally() if self._counting else None
+        tally = None if self._remote else Tally()
         future = self._executor.submit(
             run_chunk_task, run, chunk.start, chunk.items, tally, **self._submit_keywords
         )
@@ -109,8 +110,9 @@ class ExecutorSession:
             self._on_done(unreported)
 
     def cancel(self) -> None:
-        for future in self._in_flight:
-            future.cancel()
+        for future, tally in self._in_flight.items():
+            if not future.cancel() and tally is not None:
+                tally.stopped = True  # running: it stops after its current item
         self._in_flight.clear()
         if self._owned:
             self._executor.shutdown(wait=False, cancel_futures=True)
