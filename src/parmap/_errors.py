@@ -51,6 +51,22 @@ class RemoteTraceback(Exception):
         return f'\n"""\n{self.traceback_text.rstrip()}\n"""'
 
 
+def describe_items(spans: list[tuple[int, int]]) -> str:
+    """``item 3`` or ``items 3, 8-11 and 20``, for (first index, count) spans."""
+    parts = [str(first) if n == 1 else f"{first}-{first + n - 1}" for first, n in sorted(spans)]
+    if len(parts) == 1:
+        return f"item {parts[0]}" if spans[0][1] == 1 else f"items {parts[0]}"
+    return f"items {', '.join(parts[:-1])} and {parts[-1]}"
+
+
+def still_running(spans: list[tuple[int, int]]) -> tuple[str, str]:
+    """``"item 3 was still running"`` (or ``"items 3-5 were ..."``) for *spans*, and the
+    pronoun for those items (``it`` or ``them``)."""
+    if len(spans) == 1 and spans[0][1] == 1:
+        return f"{describe_items(spans)} was still running", "it"
+    return f"{describe_items(spans)} were still running", "them"
+
+
 def item_note(index: int) -> str:
     """The note attached to an exception raised by ``fn``."""
     return f"parmap: raised by fn for the item at index {index}"

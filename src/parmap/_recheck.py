@@ -60,3 +60,6 @@ class CostCheck:
 
     def close(self) -> None:
         self._session.close()
+
+    def still_running(self) -> str:
+        return self._session.still_running()

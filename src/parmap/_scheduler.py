@@ -71,7 +71,7 @@ def run_chunks(
             if not in_flight:
                 completed = True
                 return
-            for start, results in session.wait(deadline.left() if deadline else None):
+            for start, results in session.wait(_time_left(deadline, session)):
                 finished[start] = results
             for start in _take_ready(in_flight, finished, ordered=ordered):
                 results = finished.pop(start)
@@ -82,6 +82,21 @@ def run_chunks(
             session.close()
         else:
             session.cancel()
+
+
+def _time_left(deadline: Optional[Deadline], session: Session) -> Optional[float]:
+    """Seconds to wait for the next chunk; past the deadline, a ``TimeoutError`` that
+    names the items still running, so a call that hung says where."""
+    if deadline is None:
+        return None
+    try:
+        return deadline.left()
+    except TimeoutError as error:
+        running = session.still_running()
+        if not running:
+            raise
+        msg = f"{error}; {running}"
+        raise TimeoutError(msg) from None
 
 
 def _take_ready(in_flight: deque[int], finished: dict[int, Any], *, ordered: bool) -> list[int]:
@@ -113,9 +128,6 @@ class Deadline:
         left = self.end - time.monotonic()
         if left <= 0:
             what = "no result came" if self.per_wait else "the call did not finish"
-            msg = (
-                f"parmap: {what} within timeout={self.timeout:g} s; "
-                "the workers still running were stopped"
-            )
+            msg = f"parmap: {what} within timeout={self.timeout:g} s"
             raise TimeoutError(msg)
         return left

@@ -129,10 +129,31 @@ def test_threads_stop_their_chunk_after_the_current_item_when_the_call_ends() ->
 
 
 def test_timeout_raises_and_stops_the_workers() -> None:
-    """timeout= bounds the whole call; the hung worker is stopped, not left running."""
-    with pytest.raises(TimeoutError, match=r"timeout=0.5"):
+    """timeout= bounds the whole call; the hung worker is stopped, not left running, and
+    the error says which item hung."""
+    with pytest.raises(
+        TimeoutError,
+        match=r"timeout=0.5 s; item 0 was still running; the worker process running it was stopped",
+    ):
         parallel_map(wait_forever_at_zero, range(4), 2, 1, timeout=0.5, serial_fallback=False)
     assert parallel_map(square, range(6), 2, 1, serial_fallback=False) == [x * x for x in range(6)]
+
+
+def test_a_timeout_on_threads_names_the_items_still_running() -> None:
+    """Each thread is on one item of its chunk: the error names those items."""
+    release = threading.Event()
+
+    def wait_at_zero_and_five(x: int) -> int:
+        if x in (0, 5):
+            release.wait(10)
+        return x
+
+    stuck = r"items 0 and 5 were still running on threads, which stop after them"
+    try:
+        with pytest.raises(TimeoutError, match=stuck):
+            parallel_map(wait_at_zero_and_five, range(10), 2, 5, backend="thread", timeout=0.5)
+    finally:
+        release.set()
 
 
 def test_imap_timeout_applies_to_each_wait() -> None:

@@ -42,3 +42,7 @@ class Session(Protocol):
 
     def close(self) -> None:
         """The call finished normally."""
+
+    def still_running(self) -> str:
+        """Which items are running now and what cancelling does to them, for a timeout's
+        message (``"item 3 was still running, and ..."``); empty if none are."""

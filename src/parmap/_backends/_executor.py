@@ -13,7 +13,7 @@ import time
 from concurrent import futures
 from typing import Any, Callable, Optional
 
-from .._errors import RemoteTraceback, add_note, item_note
+from .._errors import RemoteTraceback, add_note, item_note, still_running
 from .._worker import Tally, run_chunk_task, thread_initializer
 from . import PROGRESS_SECONDS, Chunk
 
@@ -45,6 +45,7 @@ class ExecutorSession:
         # Each chunk in flight, with its tally where it runs in this process: there a
         # chunk is counted, and stopped after its current item when the call ends.
         self._in_flight: dict[futures.Future[Any], Optional[Tally]] = {}
+        self._spans: dict[futures.Future[Any], tuple[int, int]] = {}  # (start, items)
         self._done: queue.SimpleQueue[futures.Future[Any]] = queue.SimpleQueue()
         self._next_report = 0.0  # time.monotonic() when running chunks are reported next
 
@@ -59,6 +60,7 @@ class ExecutorSession:
             run_chunk_task, run, chunk.start, chunk.items, tally, **self._submit_keywords
         )
         self._in_flight[future] = tally
+        self._spans[future] = (chunk.start, len(chunk.items))
         # Finished futures land in a queue: waiting costs the same however many chunks
         # are in flight (futures.wait would hook into every one of them each time).
         future.add_done_callback(self._done.put)
@@ -79,6 +81,7 @@ class ExecutorSession:
         finished = []
         for future in done:
             tally = self._in_flight.pop(future)
+            del self._spans[future]
             answer = future.result()  # raises what the executor itself failed with
             if answer[0] == "raised":
                 _, _, index, error, text = answer
@@ -114,8 +117,27 @@ class ExecutorSession:
             if not future.cancel() and tally is not None:
                 tally.stopped = True  # running: it stops after its current item
         self._in_flight.clear()
+        self._spans.clear()
         if self._owned:
             self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def still_running(self) -> str:
+        if self._remote:  # whether a remote task has started, its future may not say
+            spans = [self._spans[future] for future in self._in_flight if not future.done()]
+        else:  # each thread is on one item of its chunk
+            spans = []
+            for future, tally in self._in_flight.items():
+                start, size = self._spans[future]
+                if future.running() and tally is not None and tally.done < size:
+                    spans.append((start + tally.done, 1))
+        if not spans:
+            return ""
+        items, pronoun = still_running(spans)
+        if self._remote:
+            return f"{items} on the executor's workers or waiting for them, which finish {pronoun}"
+        if len(spans) == 1:
+            return f"{items} on a thread, which stops after {pronoun}"
+        return f"{items} on threads, which stop after {pronoun}"
 
     def close(self) -> None:
         # Every chunk is done: the idle threads exit by themselves. Joining them one by

@@ -42,6 +42,7 @@ from .._errors import (
     add_note,
     item_note,
     rebuild_exception,
+    still_running,
 )
 from .._log import debug
 from .._platform import StartMethod
@@ -363,6 +364,16 @@ class ProcessSession:
 
     def close(self) -> None:
         """Nothing to do: idle workers stay warm for the next call."""
+
+    def still_running(self) -> str:
+        chunks = [worker.chunk for worker in set(self._busy.values())]
+        spans = [(chunk.start, len(chunk.items)) for chunk in chunks if chunk is not None]
+        if not spans:
+            return ""
+        items, pronoun = still_running(spans)
+        processes = "process running" if len(spans) == 1 else "processes running"
+        was = "was" if len(spans) == 1 else "were"
+        return f"{items}; the worker {processes} {pronoun} {was} stopped"
 
 
 def _receive(worker: _Worker) -> Optional[tuple[Any, ...]]:
