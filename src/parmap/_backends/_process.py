@@ -40,6 +40,7 @@ from .._errors import (
     SerializationError,
     WorkerCrashedError,
     add_note,
+    describe_items,
     item_note,
     rebuild_exception,
     still_running,
@@ -402,8 +403,7 @@ def _crash_error(pool: ProcessPool, worker: _Worker, chunk: Chunk) -> WorkerCras
             how = f"signal {-code}"
     else:
         how = f"exit code {code}"
-    last = chunk.start + len(chunk.items) - 1
-    items = f"item {chunk.start}" if last == chunk.start else f"items {chunk.start}-{last}"
+    items = describe_items([(chunk.start, len(chunk.items))])
     causes = "fn called os._exit() or sys.exit() outside Python's error handling, "
     if code == -signal.SIGKILL:
         causes = "the operating system killed it for using too much memory, "
