@@ -11,11 +11,20 @@ import queue
 import sys
 import time
 from concurrent import futures
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 from .._errors import RemoteTraceback, add_note, item_note, still_running
 from .._worker import Tally, run_chunk_task, thread_initializer
 from . import PROGRESS_SECONDS, Chunk
+
+
+class _Flight(NamedTuple):
+    """A chunk in flight: its first index, its size, and its tally where it runs in this
+    process (there it is counted, and stopped after its current item when the call ends)."""
+
+    start: int
+    size: int
+    tally: Optional[Tally]
 
 
 class ExecutorSession:
@@ -42,10 +51,7 @@ class ExecutorSession:
         # With progress on, threads count each chunk's items as they finish, so a bar
         # moves during a long chunk. A remote worker's count would never come back.
         self._counting = on_done is not None and not remote
-        # Each chunk in flight, with its tally where it runs in this process: there a
-        # chunk is counted, and stopped after its current item when the call ends.
-        self._in_flight: dict[futures.Future[Any], Optional[Tally]] = {}
-        self._spans: dict[futures.Future[Any], tuple[int, int]] = {}  # (start, items)
+        self._in_flight: dict[futures.Future[Any], _Flight] = {}
         self._done: queue.SimpleQueue[futures.Future[Any]] = queue.SimpleQueue()
         self._next_report = 0.0  # time.monotonic() when running chunks are reported next
 
@@ -59,8 +65,7 @@ class ExecutorSession:
         future = self._executor.submit(
             run_chunk_task, run, chunk.start, chunk.items, tally, **self._submit_keywords
         )
-        self._in_flight[future] = tally
-        self._spans[future] = (chunk.start, len(chunk.items))
+        self._in_flight[future] = _Flight(chunk.start, len(chunk.items), tally)
         # Finished futures land in a queue: waiting costs the same however many chunks
         # are in flight (futures.wait would hook into every one of them each time).
         future.add_done_callback(self._done.put)
@@ -80,8 +85,7 @@ class ExecutorSession:
                 break
         finished = []
         for future in done:
-            tally = self._in_flight.pop(future)
-            del self._spans[future]
+            tally = self._in_flight.pop(future).tally
             answer = future.result()  # raises what the executor itself failed with
             if answer[0] == "raised":
                 _, _, index, error, text = answer
@@ -103,7 +107,7 @@ class ExecutorSession:
             return
         self._next_report = time.monotonic() + PROGRESS_SECONDS
         unreported = 0
-        for tally in self._in_flight.values():
+        for _, _, tally in self._in_flight.values():
             if tally is None:
                 continue
             done = tally.done  # read once: its thread may add to it meanwhile
@@ -113,21 +117,23 @@ class ExecutorSession:
             self._on_done(unreported)
 
     def cancel(self) -> None:
-        for future, tally in self._in_flight.items():
+        for future, (_, _, tally) in self._in_flight.items():
             if not future.cancel() and tally is not None:
                 tally.stopped = True  # running: it stops after its current item
         self._in_flight.clear()
-        self._spans.clear()
         if self._owned:
             self._executor.shutdown(wait=False, cancel_futures=True)
 
     def still_running(self) -> str:
         if self._remote:  # whether a remote task has started, its future may not say
-            spans = [self._spans[future] for future in self._in_flight if not future.done()]
+            spans = [
+                (start, size)
+                for future, (start, size, _) in self._in_flight.items()
+                if not future.done()
+            ]
         else:  # each thread is on one item of its chunk
             spans = []
-            for future, tally in self._in_flight.items():
-                start, size = self._spans[future]
+            for future, (start, size, tally) in self._in_flight.items():
                 if future.running() and tally is not None and tally.done < size:
                     spans.append((start + tally.done, 1))
         if not spans:
