@@ -244,3 +244,13 @@ def keeps_freed_memory(_: object) -> bool:
     from parmap._memory import worker_memory
 
     return worker_memory.kept
+
+
+def wait_for_fifo_at_zero(item: tuple[int, str]) -> int:
+    """Item 0 blocks until someone opens the FIFO at its path for writing: a stuck
+    task that the test itself can release, without a timer."""
+    index, fifo = item
+    if index == 0:
+        with open(fifo) as reader:
+            reader.read()
+    return index

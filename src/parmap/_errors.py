@@ -7,6 +7,10 @@ worker's traceback as its ``__cause__`` and a note that names the failing item.
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._backends import Running
 
 
 class ParmapError(Exception):
@@ -59,12 +63,24 @@ def describe_items(spans: list[tuple[int, int]]) -> str:
     return f"items {', '.join(parts[:-1])} and {parts[-1]}"
 
 
-def still_running(spans: list[tuple[int, int]]) -> tuple[str, str]:
-    """``"item 3 was still running"`` (or ``"items 3-5 were ..."``) for *spans*, and the
-    pronoun for those items (``it`` or ``them``)."""
-    if len(spans) == 1 and spans[0][1] == 1:
-        return f"{describe_items(spans)} was still running", "it"
-    return f"{describe_items(spans)} were still running", "them"
+def timeout_detail(place: str, running: list[Running]) -> str:
+    """What a timeout's message says about the items still *running* on a session
+    whose chunks run in *place*, and what stopping the call does to them."""
+    spans = [(busy.start, busy.size) for busy in running]
+    one = len(spans) == 1
+    items = describe_items(spans)
+    was, pronoun = ("was", "it") if one and spans[0][1] == 1 else ("were", "them")
+    if place == "process":
+        processes = "process running" if one else "processes running"
+        stopped = "was stopped" if one else "were stopped"
+        return f"{items} {was} still running; the worker {processes} {pronoun} {stopped}"
+    if place == "thread":
+        threads = "a thread, which stops" if one else "threads, which stop"
+        return f"{items} {was} still running on {threads} after {pronoun}"
+    return (
+        f"{items} {was} still running on the executor's workers or waiting for them, "
+        f"which finish {pronoun}"
+    )
 
 
 def item_note(index: int) -> str:

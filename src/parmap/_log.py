@@ -17,3 +17,11 @@ def debug(message: str, *args: object) -> None:
     logging = sys.modules.get("logging")
     if logging is not None:
         logging.getLogger(LOGGER_NAME).debug(message, *args)
+
+
+def warning(message: str, *args: object) -> None:
+    """Log *message* % *args* at WARNING on the ``parmap`` logger. Without a handler
+    configured, logging's last resort prints it on stderr."""
+    import logging
+
+    logging.getLogger(LOGGER_NAME).warning(message, *args)

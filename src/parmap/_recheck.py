@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Optional
 
-from ._backends import Chunk, Session
+from ._backends import Chunk, Running, Session
 
 #: A chunk back this many times sooner per item than assumed shows the assumption wrong
 #: (the assumed time may read up to 2x high: it was measured beside busy workers).
@@ -61,5 +61,9 @@ class CostCheck:
     def close(self) -> None:
         self._session.close()
 
-    def still_running(self) -> str:
-        return self._session.still_running()
+    @property
+    def place(self) -> str:
+        return self._session.place
+
+    def running(self) -> list[Running]:
+        return self._session.running()

@@ -15,6 +15,9 @@ from itertools import islice
 from typing import Any, Callable, Iterable, Iterator, Optional
 
 from ._backends import Chunk, Session
+from ._errors import timeout_detail
+from ._log import warning
+from ._stall import StallWatch, stall_message
 
 
 def iter_chunks(
@@ -58,6 +61,7 @@ def run_chunks(
         finished[ready[0]] = ready[1]
         held += len(ready[1])
     exhausted = completed = False
+    watch = StallWatch()
     try:
         while True:
             while not exhausted and held < buffersize and session.has_capacity():
@@ -71,7 +75,7 @@ def run_chunks(
             if not in_flight:
                 completed = True
                 return
-            for start, results in session.wait(_time_left(deadline, session)):
+            for start, results in _wait(session, deadline, watch):
                 finished[start] = results
             for start in _take_ready(in_flight, finished, ordered=ordered):
                 results = finished.pop(start)
@@ -92,11 +96,26 @@ def _time_left(deadline: Optional[Deadline], session: Session) -> Optional[float
     try:
         return deadline.left()
     except TimeoutError as error:
-        running = session.still_running()
+        running = session.running()
         if not running:
             raise
-        msg = f"{error}; {running}"
+        msg = f"{error}; {timeout_detail(session.place, running)}"
         raise TimeoutError(msg) from None
+
+
+def _wait(
+    session: Session, deadline: Optional[Deadline], watch: StallWatch
+) -> list[tuple[int, list[Any]]]:
+    """The chunks that finish next; a wait that has gone on long is reported meanwhile."""
+    done = session.wait(watch.wait_seconds(_time_left(deadline, session)))
+    if done:
+        watch.chunks_finished()
+        return done
+    waited = watch.stalled_for()
+    running = session.running() if waited is not None else []
+    if waited is not None and running:
+        warning("%s", stall_message(session.place, running, waited))
+    return done
 
 
 def _take_ready(in_flight: deque[int], finished: dict[int, Any], *, ordered: bool) -> list[int]:

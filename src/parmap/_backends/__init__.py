@@ -22,8 +22,21 @@ class Chunk(NamedTuple):
     items: list[Any]
 
 
+class Running(NamedTuple):
+    """Items running now: a worker process's chunk, a thread's current item, or a chunk
+    on an executor's workers (started, or waiting for one)."""
+
+    start: int
+    size: int
+    pid: Optional[int] = None  # the worker process running them, where parmap knows it
+
+
 class Session(Protocol):
     """One call's use of a backend."""
+
+    @property
+    def place(self) -> str:
+        """Where its chunks run, for messages: "process", "thread" or "executor"."""
 
     def has_capacity(self) -> bool:
         """Whether another chunk may be submitted now."""
@@ -43,6 +56,5 @@ class Session(Protocol):
     def close(self) -> None:
         """The call finished normally."""
 
-    def still_running(self) -> str:
-        """Which items are running now and what cancelling does to them, for a timeout's
-        message (``"item 3 was still running, and ..."``); empty if none are."""
+    def running(self) -> list[Running]:
+        """The items running now, for a timeout's message and a stall's report."""

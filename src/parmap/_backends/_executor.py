@@ -13,9 +13,9 @@ import time
 from concurrent import futures
 from typing import Any, Callable, NamedTuple, Optional
 
-from .._errors import RemoteTraceback, add_note, item_note, still_running
+from .._errors import RemoteTraceback, add_note, item_note
 from .._worker import Tally, run_chunk_task, thread_initializer
-from . import PROGRESS_SECONDS, Chunk
+from . import PROGRESS_SECONDS, Chunk, Running
 
 
 class _Flight(NamedTuple):
@@ -46,6 +46,7 @@ class ExecutorSession:
         self._capacity = capacity
         self._owned = owned
         self._remote = remote  # exceptions lost their traceback on the way back
+        self.place = "executor" if remote else "thread"
         self._submit_keywords = submit_keywords or {}
         self._on_done = on_done  # told how many items each finished chunk had
         # With progress on, threads count each chunk's items as they finish, so a bar
@@ -124,26 +125,19 @@ class ExecutorSession:
         if self._owned:
             self._executor.shutdown(wait=False, cancel_futures=True)
 
-    def still_running(self) -> str:
+    def running(self) -> list[Running]:
         if self._remote:  # whether a remote task has started, its future may not say
-            spans = [
-                (start, size)
+            return [
+                Running(start, size)
                 for future, (start, size, _) in self._in_flight.items()
                 if not future.done()
             ]
-        else:  # each thread is on one item of its chunk
-            spans = []
-            for future, (start, size, tally) in self._in_flight.items():
-                if future.running() and tally is not None and tally.done < size:
-                    spans.append((start + tally.done, 1))
-        if not spans:
-            return ""
-        items, pronoun = still_running(spans)
-        if self._remote:
-            return f"{items} on the executor's workers or waiting for them, which finish {pronoun}"
-        if len(spans) == 1:
-            return f"{items} on a thread, which stops after {pronoun}"
-        return f"{items} on threads, which stop after {pronoun}"
+        # Each thread is on one item of its chunk.
+        return [
+            Running(start + tally.done, 1)
+            for future, (start, size, tally) in self._in_flight.items()
+            if future.running() and tally is not None and tally.done < size
+        ]
 
     def close(self) -> None:
         # Every chunk is done: the idle threads exit by themselves. Joining them one by

@@ -43,13 +43,12 @@ from .._errors import (
     describe_items,
     item_note,
     rebuild_exception,
-    still_running,
 )
 from .._log import debug
 from .._platform import StartMethod
 from .._serialization import dumps_message, unloadable_results_message
 from .._worker import FN_FRAME, WorkerSetup, process_main
-from . import PROGRESS_SECONDS, Chunk
+from . import PROGRESS_SECONDS, Chunk, Running
 
 #: Seconds a worker gets to exit after "stop" or SIGTERM before it is killed.
 EXIT_GRACE_SECONDS = 1.0
@@ -263,6 +262,8 @@ _STOP_MESSAGE = pickle.dumps(("stop",), frames.PROTOCOL)
 class ProcessSession:
     """One call's use of a :class:`ProcessPool`."""
 
+    place = "process"
+
     _call_ids = iter(range(1, 2**62))
 
     def __init__(
@@ -366,15 +367,12 @@ class ProcessSession:
     def close(self) -> None:
         """Nothing to do: idle workers stay warm for the next call."""
 
-    def still_running(self) -> str:
-        chunks = [worker.chunk for worker in set(self._busy.values())]
-        spans = [(chunk.start, len(chunk.items)) for chunk in chunks if chunk is not None]
-        if not spans:
-            return ""
-        items, pronoun = still_running(spans)
-        processes = "process running" if len(spans) == 1 else "processes running"
-        was = "was" if len(spans) == 1 else "were"
-        return f"{items}; the worker {processes} {pronoun} {was} stopped"
+    def running(self) -> list[Running]:
+        return [
+            Running(worker.chunk.start, len(worker.chunk.items), worker.process.pid)
+            for worker in set(self._busy.values())
+            if worker.chunk is not None
+        ]
 
 
 def _receive(worker: _Worker) -> Optional[tuple[Any, ...]]:
