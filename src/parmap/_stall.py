@@ -73,7 +73,8 @@ def stall_message(place: str, running: list[Running], waited: float) -> str:
         still = f"Still running: {where}, {alive}."
         look = f"`py-spy dump --pid {running[0].pid}` shows where a worker process is"
     elif place == "thread":
-        still = f"Still running: {describe_items(spans)}, on threads of process {os.getpid()}."
+        threads = "a thread" if len(spans) == 1 else "threads"
+        still = f"Still running: {describe_items(spans)}, on {threads} of process {os.getpid()}."
         look = f"`py-spy dump --pid {os.getpid()}` shows where each thread is"
     else:
         still = f"Still running on the executor, or waiting for a worker: {describe_items(spans)}."

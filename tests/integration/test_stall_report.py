@@ -71,7 +71,7 @@ def test_a_stuck_thread_item_is_reported_with_its_index(
     assert ran == list(range(8))
     assert len(handler.messages) == 1
     message = handler.messages[0]
-    assert f"item 3, on threads of process {os.getpid()}" in message
+    assert f"item 3, on a thread of process {os.getpid()}" in message
     assert f"py-spy dump --pid {os.getpid()}" in message
 
 
