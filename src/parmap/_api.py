@@ -67,10 +67,12 @@ def parallel_map(
         start_method: ``"fork"``, ``"spawn"`` or ``"forkserver"``; default: the
             running Python's (``multiprocessing``'s) default.
         serial_fallback: run in the caller when workers would not finish sooner.
-        timeout: seconds for the whole call; then ``TimeoutError``. Worker
-            processes still running are stopped; threads and Executor tasks cannot
-            be, and finish their chunk in the background. Items run in the caller
-            are checked between batches.
+        timeout: seconds for the whole call; then ``TimeoutError``, naming the items
+            still running. Worker processes still running are stopped; threads
+            cannot be, and finish their current item in the background; a remote
+            Executor's running tasks finish their chunk. Items run in the caller
+            are checked between batches. Without a timeout, a call that waits a
+            minute with no chunk finishing logs a warning naming those items.
         progress: ``True`` for a tqdm bar, or ``callback(done, total)``.
         initializer: called as ``initializer(*initargs)`` once in each worker before
             any item (and once in the caller when items run there).
