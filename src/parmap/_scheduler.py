@@ -112,9 +112,10 @@ def _wait(
         watch.chunks_finished()
         return done
     waited = watch.stalled_for()
-    running = session.running() if waited is not None else []
-    if waited is not None and running:
-        warning("%s", stall_message(session.place, running, waited))
+    if waited is not None:
+        running = session.running()
+        if running:
+            warning("%s", stall_message(session.place, running, waited))
     return done
 
 
