@@ -277,10 +277,11 @@ class _LazyResults(chain[R]):
 
 
 def shutdown() -> None:
-    """Stop the worker processes kept warm between calls.
+    """Stop the worker processes and threads kept warm between calls.
 
     They are started again by the next call that needs them. Also runs at interpreter
-    exit, so calling it is only needed to free the processes earlier.
+    exit, so calling it is only needed to free them earlier (or, for threads, to have
+    their ``threading.local()`` values let go now).
 
     .. versionadded:: 0.1
     """
@@ -288,3 +289,7 @@ def shutdown() -> None:
         from ._backends._warm import shutdown as shutdown_pool
 
         shutdown_pool()
+    if "parmap._backends._threads" in sys.modules:
+        from ._backends._threads import shutdown as shutdown_threads
+
+        shutdown_threads()

@@ -321,11 +321,13 @@ class Call:
 
     def _thread_session(self) -> ExecutorSession:
         from ._backends._executor import thread_session
+        from ._backends._threads import ThreadSettings
 
         options = self.options
-        return thread_session(
-            self.fn, options.workers, options.initializer, options.initargs, self._on_done()
+        settings = ThreadSettings(
+            options.workers, options.initializer, options.initargs, options.idle_timeout
         )
+        return thread_session(self.fn, settings, self._on_done())
 
     def _parallel_phase(self, handover: Handover) -> Iterator[list[Any]]:
         options = self.options

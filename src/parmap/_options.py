@@ -20,7 +20,8 @@ BACKENDS = ("process", "thread", "serial")
 #: 32 is ``ThreadPoolExecutor``'s cap, enough to overlap many slow requests.
 DEFAULT_THREAD_WORKERS = 32
 
-#: Environment variable: seconds an idle worker process waits for work before it exits.
+#: Environment variable: seconds an idle worker process or thread waits for work before
+#: it exits.
 IDLE_TIMEOUT_ENV = "PARMAP_IDLE_TIMEOUT"
 #: Five minutes, as joblib's reusable executor: long enough to serve bursts of calls,
 #: short enough that an idle program gives its memory back.
@@ -136,7 +137,7 @@ def make_options(
         initializer=initializer,
         initargs=tuple(initargs),
         max_tasks_per_child=_positive_int("max_tasks_per_child", max_tasks_per_child),
-        idle_timeout=idle_timeout() if checked_backend == "process" else None,
+        idle_timeout=idle_timeout() if checked_backend in ("process", "thread") else None,
         ordered=_flag("ordered", ordered),
         buffersize=_positive_int("buffersize", buffersize),
         limit_native_threads=limit_threads and checked_backend == "process",
@@ -160,7 +161,7 @@ def _is_executor(backend: object) -> TypeGuard[Executor]:
 
 
 def idle_timeout() -> Optional[float]:
-    """Seconds idle worker processes live on: ``PARMAP_IDLE_TIMEOUT``, else five minutes.
+    """Seconds idle workers live on: ``PARMAP_IDLE_TIMEOUT``, else five minutes.
 
     ``0``, ``none`` or ``off`` keep them until ``shutdown()`` or interpreter exit.
     """

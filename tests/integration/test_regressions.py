@@ -151,7 +151,8 @@ def test_a_thread_call_returns_its_results_without_waiting_for_its_threads_to_ex
     fallback: bool,
 ) -> None:
     """The results are in once the last chunk is: a thread's exit (here held up by a
-    thread-local's finalizer, as a closing connection can be) happens after the call."""
+    thread-local's finalizer, as a closing connection can be) happens after the call,
+    when the kept threads are stopped."""
     call_returned = threading.Event()
     seen_at_exit: list[bool] = []
     per_thread = threading.local()
@@ -173,7 +174,6 @@ def test_a_thread_call_returns_its_results_without_waiting_for_its_threads_to_ex
     )
     call_returned.set()
     assert squares == [x * x for x in range(40)]
-    for thread in [t for t in threading.enumerate() if t.name.startswith("parmap-thread")]:
-        thread.join(10)
+    parmap.shutdown()  # joins the kept threads
     assert seen_at_exit, "no thread exited"
     assert all(seen_at_exit), seen_at_exit

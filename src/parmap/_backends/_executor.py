@@ -2,7 +2,7 @@
 
 Each chunk is one task (never one task per item), so a remote executor such as
 Dask's ``client.get_executor()`` pays its per-task overhead once per chunk. The
-thread backend owns a ``ThreadPoolExecutor`` for the length of one call.
+thread backend checks out worker threads (``_threads.py``) and hands them back at the end.
 """
 
 from __future__ import annotations
@@ -11,11 +11,13 @@ import queue
 import sys
 import time
 from concurrent import futures
+from functools import partial
 from typing import Any, Callable, NamedTuple, Optional
 
 from .._errors import RemoteTraceback, add_note, item_note
-from .._worker import Tally, run_chunk_task, thread_initializer
+from .._worker import Tally, run_chunk_task
 from . import PROGRESS_SECONDS, Chunk, Running
+from ._threads import ThreadSettings, acquire_threads, hand_back
 
 
 class _Flight(NamedTuple):
@@ -36,15 +38,16 @@ class ExecutorSession:
         fn: Callable[[Any], Any],
         capacity: int,
         *,
-        owned: bool,
         remote: bool,
+        finish: Optional[Callable[[bool], None]] = None,
         submit_keywords: Optional[dict[str, Any]] = None,
         on_done: Optional[Callable[[int], None]] = None,
     ) -> None:
         self._executor = executor
         self._fn = fn
         self._capacity = capacity
-        self._owned = owned
+        # Told when the call is over whether chunks still run (threads kept or let go).
+        self._finish = finish
         self._remote = remote  # exceptions lost their traceback on the way back
         self.place = "executor" if remote else "thread"
         self._submit_keywords = submit_keywords or {}
@@ -118,12 +121,14 @@ class ExecutorSession:
             self._on_done(unreported)
 
     def cancel(self) -> None:
+        busy = False
         for future, (_, _, tally) in self._in_flight.items():
-            if not future.cancel() and tally is not None:
-                tally.stopped = True  # running: it stops after its current item
+            if not future.cancel() and not future.done():
+                busy = True
+                if tally is not None:
+                    tally.stopped = True  # running: it stops after its current item
         self._in_flight.clear()
-        if self._owned:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+        self._finished(busy)
 
     def running(self) -> list[Running]:
         if self._remote:  # whether a remote task has started, its future may not say
@@ -140,10 +145,12 @@ class ExecutorSession:
         ]
 
     def close(self) -> None:
-        # Every chunk is done: the idle threads exit by themselves. Joining them one by
-        # one took 2.7 ms for 32 threads, which the caller's results had to wait for.
-        if self._owned:
-            self._executor.shutdown(wait=False)
+        self._finished(busy=False)
+
+    def _finished(self, busy: bool) -> None:
+        finish, self._finish = self._finish, None
+        if finish is not None:
+            finish(busy)
 
 
 class StartMark:
@@ -162,21 +169,21 @@ class StartMark:
 
 def thread_session(
     fn: Callable[[Any], Any],
-    workers: int,
-    initializer: Optional[Callable[..., object]],
-    initargs: tuple[Any, ...],
+    settings: ThreadSettings,
     on_done: Optional[Callable[[int], None]] = None,
 ) -> ExecutorSession:
-    """A session on a fresh pool of *workers* threads, shut down when the call ends."""
-    executor = futures.ThreadPoolExecutor(
-        max_workers=workers,
-        thread_name_prefix="parmap-thread",
-        initializer=thread_initializer,
-        initargs=(initializer, initargs),
+    """A session on worker threads: the kept ones if they fit, handed back at the end."""
+    threads = acquire_threads(settings)
+    # Two chunks per thread: a thread that finishes one takes the next from the queue at
+    # once instead of waiting for the caller to wake up and submit it.
+    return ExecutorSession(
+        threads,
+        fn,
+        2 * settings.size,
+        remote=False,
+        finish=partial(hand_back, threads),
+        on_done=on_done,
     )
-    # Two chunks per thread: a thread that finishes one takes the next from the pool's
-    # queue at once instead of waiting for the caller to wake up and submit it.
-    return ExecutorSession(executor, fn, 2 * workers, owned=True, remote=False, on_done=on_done)
 
 
 def executor_session(
@@ -193,7 +200,6 @@ def executor_session(
         executor,
         fn,
         2 * workers,
-        owned=False,
         remote=remote,
         submit_keywords=_dask_keywords(executor),
         on_done=on_done,

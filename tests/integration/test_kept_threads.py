@@ -1,0 +1,208 @@
+"""backend="thread" keeps its threads between calls, and lets them go when it should."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import parmap
+from parmap import parallel_map
+from parmap._options import IDLE_TIMEOUT_ENV
+
+from support import describe, run_python
+
+WORKERS = 4
+
+
+@pytest.fixture(autouse=True)
+def _no_kept_threads() -> Iterator[None]:
+    parmap.shutdown()
+    yield
+    parmap.shutdown()
+
+
+def names_of_threads_running_together(**options: object) -> set[str]:
+    """The names of the threads of a call whose items wait until every one runs: so the
+    call runs WORKERS items at once, on as many threads."""
+    together = threading.Barrier(WORKERS, timeout=30)
+
+    def name_once_all_run(_: int) -> str:
+        together.wait()
+        return threading.current_thread().name
+
+    names = parallel_map(
+        name_once_all_run,
+        range(WORKERS),
+        WORKERS,
+        1,
+        backend="thread",
+        serial_fallback=False,
+        **options,  # type: ignore[arg-type]
+    )
+    assert len(set(names)) == WORKERS
+    return set(names)
+
+
+def live_threads(names: set[str]) -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name in names]
+
+
+def test_a_second_call_runs_on_the_threads_of_the_first() -> None:
+    """No thread is started again, and none runs the initializer twice: the second call's
+    threads are the first call's, with the state the initializer gave them."""
+    set_up: list[str] = []
+
+    def set_up_thread() -> None:
+        set_up.append(threading.current_thread().name)
+
+    first = names_of_threads_running_together(initializer=set_up_thread)
+    assert all(name.startswith("parmap-thread") for name in first)
+    assert names_of_threads_running_together(initializer=set_up_thread) == first
+    assert sorted(set_up) == sorted(first)
+
+
+def _open_nothing(*_: object) -> None:
+    """An initializer with no effect, for calls that differ in their initializer only."""
+
+
+def _open_nothing_else(*_: object) -> None:
+    """Another initializer with no effect."""
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        {"initializer": _open_nothing_else, "initargs": ("mine",)},
+        {"initializer": _open_nothing, "initargs": ("other",)},
+    ],
+    ids=["another initializer", "other initargs"],
+)
+def test_threads_are_not_shared_by_calls_that_set_them_up_differently(
+    other: dict[str, object],
+) -> None:
+    """State an initializer gave a thread is only seen by calls with that initializer and
+    those initargs; the threads made for other settings are stopped."""
+    first = names_of_threads_running_together(initializer=_open_nothing, initargs=("mine",))
+    second = names_of_threads_running_together(**other)
+    assert not first & second
+    for thread in live_threads(first):
+        thread.join(30)
+    assert live_threads(first) == []
+
+
+def test_idle_threads_exit_after_the_idle_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PARMAP_IDLE_TIMEOUT applies to threads too; a later call starts new ones."""
+    monkeypatch.setenv(IDLE_TIMEOUT_ENV, "0.2")
+    first = names_of_threads_running_together()
+    for thread in live_threads(first):
+        thread.join(30)  # returns when the thread exits: after 0.2 s idle, or never
+    assert live_threads(first) == []
+    second = names_of_threads_running_together()
+    assert not first & second
+
+
+def test_threads_running_items_of_an_ended_call_are_not_kept() -> None:
+    """A call that timed out leaves a thread on an item; the next call must not wait for
+    it, so it gets new threads and the busy ones exit after their items."""
+    release = threading.Event()
+    stuck_on: list[str] = []
+
+    def stuck_at_zero(x: int) -> int:
+        if x == 0:
+            stuck_on.append(threading.current_thread().name)
+            release.wait(60)
+        return x
+
+    with pytest.raises(TimeoutError):
+        parallel_map(
+            stuck_at_zero, range(8), WORKERS, 1, backend="thread", timeout=2, serial_fallback=False
+        )
+    try:
+        second = names_of_threads_running_together()
+        assert stuck_on[0] not in second
+    finally:
+        release.set()
+    for thread in live_threads(set(stuck_on)):
+        thread.join(30)
+    assert live_threads(set(stuck_on)) == []
+
+
+def _fail_to_open() -> None:
+    raise ConnectionRefusedError("no database here")
+
+
+def test_an_initializer_error_is_raised_as_it_is() -> None:
+    """What the initializer raised reaches the caller, with a note, not a BrokenThreadPool;
+    the next call starts new threads and works."""
+    with pytest.raises(ConnectionRefusedError, match="no database here") as raised:
+        parallel_map(
+            str,
+            range(8),
+            WORKERS,
+            backend="thread",
+            initializer=_fail_to_open,
+            serial_fallback=False,
+        )
+    assert "parmap: raised by the initializer in a worker thread" in raised.value.__notes__
+    assert parallel_map(str, range(8), WORKERS, backend="thread", serial_fallback=False) == [
+        str(x) for x in range(8)
+    ]
+
+
+def test_shutdown_stops_the_kept_threads() -> None:
+    first = names_of_threads_running_together()
+    parmap.shutdown()
+    assert live_threads(first) == []  # shutdown() joined them
+
+
+KEPT_THREADS_AT_FORK = """
+import os
+import threading
+from parmap import parallel_map
+
+def name(x):
+    return threading.current_thread().name
+
+names = set(parallel_map(name, range(8), 4, 1, backend="thread", serial_fallback=False))
+assert names and all(n.startswith("parmap-thread") for n in names), names
+pid = os.fork()
+if pid == 0:
+    os._exit(0)
+os.waitpid(pid, 0)
+print("threads at fork:", sorted(t.name for t in threading.enumerate() if t.name in names))
+print("after:", parallel_map(name, range(8), 4, 1, backend="thread", serial_fallback=False)[0][:13])
+"""
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="os.fork is POSIX only")
+def test_kept_threads_stop_before_the_process_forks(tmp_path: Path) -> None:
+    """A forked child never copies idle parmap threads (Python 3.12+ warns of a fork with
+    threads); the parent's next thread call starts new ones."""
+    result = run_python(KEPT_THREADS_AT_FORK, tmp_path=tmp_path)
+    assert result.returncode == 0, describe(result)
+    assert "threads at fork: []" in result.stdout, describe(result)
+    assert "after: parmap-thread" in result.stdout, describe(result)
+    assert "DeprecationWarning" not in result.stderr, describe(result)
+
+
+EXIT_WITH_KEPT_THREADS = """
+import threading
+from parmap import parallel_map
+
+def name(x):
+    return threading.current_thread().name
+
+names = parallel_map(name, range(8), 4, 1, backend="thread", serial_fallback=False)
+print(all(n.startswith("parmap-thread") for n in names))
+"""
+
+
+def test_the_interpreter_exits_at_once_with_threads_kept(tmp_path: Path) -> None:
+    """Kept threads wait five minutes for work; exit must not wait for them."""
+    result = run_python(EXIT_WITH_KEPT_THREADS, tmp_path=tmp_path, timeout=30)
+    assert result.returncode == 0, describe(result)
+    assert result.stdout.split() == ["True"], describe(result)
+    assert result.stderr == "", describe(result)
