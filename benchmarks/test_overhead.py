@@ -6,6 +6,9 @@ Run: ``python -m pytest benchmarks --benchmark-only``; CI runs them once with
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 import pytest
@@ -55,3 +58,35 @@ def test_origin_example_small(benchmark: Benchmark, warm: bool) -> None:
         return parallel_map(cpu_bound, numbers)
 
     assert benchmark(run) == expected
+
+
+def wait_a_millisecond(x: int) -> int:
+    time.sleep(0.001)  # the workload: a short I/O wait, off the GIL
+    return x
+
+
+@pytest.fixture(scope="module")
+def reused_thread_pool() -> Iterator[ThreadPoolExecutor]:
+    with ThreadPoolExecutor(32) as executor:
+        yield executor
+
+
+@pytest.mark.parametrize(
+    "contender", ["ThreadPoolExecutor reused", "ThreadPoolExecutor per call", "parallel_map"]
+)
+def test_successive_thread_calls(
+    benchmark: Benchmark, contender: str, reused_thread_pool: ThreadPoolExecutor
+) -> None:
+    """One of many calls of 64 waits of 1 ms on 32 threads: parmap keeps its threads from
+    call to call, as a pool reused by hand does, instead of starting 32 each time."""
+    items = list(range(64))
+
+    def run() -> list[int]:
+        if contender == "ThreadPoolExecutor reused":
+            return list(reused_thread_pool.map(wait_a_millisecond, items))
+        if contender == "ThreadPoolExecutor per call":
+            with ThreadPoolExecutor(32) as executor:
+                return list(executor.map(wait_a_millisecond, items))
+        return parallel_map(wait_a_millisecond, items, 32, backend="thread")
+
+    assert benchmark(run) == items
