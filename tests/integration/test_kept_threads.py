@@ -188,6 +188,50 @@ def test_kept_threads_stop_before_the_process_forks(tmp_path: Path) -> None:
     assert "DeprecationWarning" not in result.stderr, describe(result)
 
 
+FORK_WITH_A_THREAD_SLOW_TO_EXIT = """
+import os
+import threading
+from parmap import parallel_map
+
+release = threading.Event()
+closed_after_the_fork = []
+per_thread = threading.local()
+
+class SlowToClose:
+    def __del__(self):  # runs as its thread exits
+        closed_after_the_fork.append(release.wait(20))
+
+def open_slow():
+    per_thread.connection = SlowToClose()
+
+def name(x):
+    return threading.current_thread().name
+
+names = set(
+    parallel_map(name, range(8), 4, 1, backend="thread", initializer=open_slow,
+                 serial_fallback=False)
+)
+pid = os.fork()
+if pid == 0:
+    os._exit(0)
+release.set()
+os.waitpid(pid, 0)
+for thread in [t for t in threading.enumerate() if t.name in names]:
+    thread.join(30)
+every_one = len(closed_after_the_fork) == len(names)
+print("closed after the fork:", all(closed_after_the_fork), every_one)
+"""
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="os.fork is POSIX only")
+def test_a_thread_slow_to_exit_does_not_hold_up_a_fork(tmp_path: Path) -> None:
+    """A kept thread's thread-local finalizer blocks until the fork has returned: the fork
+    waits for it only a moment, then goes on (the finalizer then ends when released)."""
+    result = run_python(FORK_WITH_A_THREAD_SLOW_TO_EXIT, tmp_path=tmp_path)
+    assert result.returncode == 0, describe(result)
+    assert "closed after the fork: True True" in result.stdout, describe(result)
+
+
 EXIT_WITH_KEPT_THREADS = """
 import threading
 from parmap import parallel_map

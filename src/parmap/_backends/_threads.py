@@ -19,6 +19,7 @@ import itertools
 import os
 import queue
 import threading
+import time
 from concurrent import futures
 from typing import Any, Callable, NamedTuple, Optional, TypeVar
 
@@ -30,6 +31,10 @@ T = TypeVar("T")
 
 #: Numbers the threads' names (``parmap-thread_1``, ...) across all sets of threads.
 _thread_numbers = itertools.count(1)
+#: How long a fork waits for the kept threads to exit: each runs the finalizers of its
+#: ``threading.local()`` values as it exits, and one that blocks (a connection that is
+#: slow to close) must not hold the fork up for long.
+FORK_JOIN_SECONDS = 1.0
 
 
 class ThreadSettings(NamedTuple):
@@ -102,9 +107,12 @@ class WorkerThreads(futures.Executor):
         for task in dropped:
             task.future.cancel()
         if wait:
-            for thread in threads:
-                if thread is not threading.current_thread():
-                    thread.join()
+            _join(threads, None)
+
+    def threads(self) -> list[threading.Thread]:
+        """The threads that have not left yet."""
+        with self._lock:
+            return list(self._threads)
 
     def _start_thread(self) -> None:
         thread = threading.Thread(target=self._work, name=f"parmap-thread_{next(_thread_numbers)}")
@@ -175,6 +183,14 @@ class WorkerThreads(futures.Executor):
                 self._queued -= 1
 
 
+def _join(threads: list[threading.Thread], timeout: Optional[float]) -> None:
+    """Wait for *threads* to exit, *timeout* seconds at most in all (None: no limit)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    for thread in threads:
+        if thread is not threading.current_thread():
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+
+
 def _run(task: _Task) -> None:
     if not task.future.set_running_or_notify_cancel():
         return  # cancelled while queued
@@ -219,11 +235,24 @@ def hand_back(threads: WorkerThreads, busy: bool) -> None:
 
 def shutdown(wait: bool = True) -> None:
     """Stop the kept threads, if any (joined if *wait*: they are idle, so it is quick)."""
+    threads = _take_kept()
+    if threads is not None:
+        threads.shutdown(wait=wait)
+
+
+def _stop_before_fork() -> None:
+    """Stop the kept threads and wait for them to exit, FORK_JOIN_SECONDS at most."""
+    threads = _take_kept()
+    if threads is not None:
+        threads.shutdown(wait=False)
+        _join(threads.threads(), FORK_JOIN_SECONDS)
+
+
+def _take_kept() -> Optional[WorkerThreads]:
     global _kept
     with _kept_lock:
         threads, _kept = _kept, None
-    if threads is not None:
-        threads.shutdown(wait=wait)
+    return threads
 
 
 def _at_exit() -> None:
@@ -243,4 +272,4 @@ def _forget_in_child() -> None:
 # Runs before threading joins the non-daemon threads at exit, as concurrent.futures does.
 threading._register_atexit(_at_exit)  # type: ignore[attr-defined]
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=shutdown, after_in_child=_forget_in_child)
+    os.register_at_fork(before=_stop_before_fork, after_in_child=_forget_in_child)
