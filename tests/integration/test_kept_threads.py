@@ -194,6 +194,7 @@ import threading
 from parmap import parallel_map
 
 release = threading.Event()
+opened = []
 closed_after_the_fork = []
 per_thread = threading.local()
 
@@ -203,22 +204,20 @@ class SlowToClose:
 
 def open_slow():
     per_thread.connection = SlowToClose()
+    opened.append(threading.current_thread())
 
 def name(x):
     return threading.current_thread().name
 
-names = set(
-    parallel_map(name, range(8), 4, 1, backend="thread", initializer=open_slow,
-                 serial_fallback=False)
-)
+parallel_map(name, range(8), 4, 1, backend="thread", initializer=open_slow, serial_fallback=False)
 pid = os.fork()
 if pid == 0:
     os._exit(0)
 release.set()
 os.waitpid(pid, 0)
-for thread in [t for t in threading.enumerate() if t.name in names]:
-    thread.join(30)
-every_one = len(closed_after_the_fork) == len(names)
+for thread in opened:
+    thread.join(30)  # returns once its finalizers have run
+every_one = len(closed_after_the_fork) == len(opened) > 0
 print("closed after the fork:", all(closed_after_the_fork), every_one)
 """
 
