@@ -209,9 +209,7 @@ _exiting = False
 
 def acquire_threads(settings: ThreadSettings) -> WorkerThreads:
     """Check out the kept threads if they fit this call, else a new set (none started)."""
-    global _kept
-    with _kept_lock:
-        threads, _kept = _kept, None
+    threads = _take_kept()
     if threads is not None and threads.settings.fits(settings):
         debug("reusing the kept worker threads (up to %d)", settings.size)
         return threads
@@ -249,6 +247,7 @@ def _stop_before_fork() -> None:
 
 
 def _take_kept() -> Optional[WorkerThreads]:
+    """The kept threads, no longer kept (None if there were none)."""
     global _kept
     with _kept_lock:
         threads, _kept = _kept, None
