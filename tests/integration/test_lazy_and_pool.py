@@ -11,6 +11,7 @@ import re
 import time
 import weakref
 import zlib
+from pathlib import Path
 from typing import Any, Callable
 
 import psutil
@@ -39,6 +40,7 @@ from helpers import (
     square,
     worker_processes,
 )
+from support import describe, run_python
 
 
 def test_imap_reads_a_bounded_number_of_items_ahead() -> None:
@@ -133,6 +135,51 @@ def test_shutdown_stops_the_warm_pool() -> None:
     )
     second = set(parallel_map(pid_of, range(20), 2, 1, serial_fallback=False))
     assert first.isdisjoint(second)
+
+
+A_FORK_WHILE_ANOTHER_THREAD_CHECKS_OUT_THE_POOL = """
+import faulthandler
+import os
+import threading
+from parmap import parallel_map, shutdown
+from parmap._backends import _warm
+
+def pid_of(x):
+    return os.getpid()
+
+parallel_map(pid_of, range(8), 2, 1, serial_fallback=False)  # the parent's warm pool
+inside, release = threading.Event(), threading.Event()
+
+def checking_out():  # another call of the parent's, inside the pool registry's lock
+    with _warm._registry_lock:
+        inside.set()
+        release.wait()
+
+thread = threading.Thread(target=checking_out)
+thread.start()
+inside.wait()
+child = os.fork()
+if child == 0:
+    faulthandler.dump_traceback_later(20, exit=True)  # a hang fails with a traceback
+    pids = set(parallel_map(pid_of, range(8), 2, 1, serial_fallback=False))
+    shutdown()
+    os._exit(0 if pids and os.getpid() not in pids else 3)
+release.set()
+thread.join()
+print("child exit code:", os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
+def test_a_child_forked_while_another_thread_checks_out_the_pool_can_start_its_own(
+    tmp_path: Path,
+) -> None:
+    """A process forked while another of its threads held the warm pool's registry lock
+    (a call checking the pool out or handing it back) gets a lock of its own: its first
+    process call starts its own workers instead of waiting forever."""
+    result = run_python(A_FORK_WHILE_ANOTHER_THREAD_CHECKS_OUT_THE_POOL, tmp_path=tmp_path)
+    assert result.returncode == 0, describe(result)
+    assert "child exit code: 0" in result.stdout, describe(result)
 
 
 def test_initializer_runs_in_each_worker(start_method: str) -> None:

@@ -81,9 +81,12 @@ def _ensure_exit_hook() -> None:
 
 
 def _forget_pools_in_child() -> None:
-    """A forked child must not use (or stop) its parent's workers."""
-    global _warm_pool
+    """A forked child must not use (or stop) its parent's workers, and gets a lock of its
+    own: another thread of the parent's may have held this one at the fork, and that
+    thread does not exist in the child to release it."""
+    global _warm_pool, _registry_lock
     _warm_pool = None
+    _registry_lock = threading.Lock()
 
 
 atexit.register(shutdown)
