@@ -282,11 +282,12 @@ class Call:
     def _pool_settings(self) -> PoolSettings:
         if self._settings is None:
             from ._backends._process import PoolSettings
-            from ._serialization import dumps_initializer
 
             options = self.options
             init_payload = None
             if options.initializer is not None:
+                from ._serialization import dumps_initializer
+
                 init_payload = dumps_initializer(options.initializer, options.initargs)
             self._settings = PoolSettings(
                 options.workers,
