@@ -151,7 +151,7 @@ parallel_map(pid_of, range(8), 2, 1, serial_fallback=False)  # the parent's warm
 inside, release = threading.Event(), threading.Event()
 
 def checking_out():  # another call of the parent's, inside the pool registry's lock
-    with _warm._registry_lock:
+    with _warm._kept_pool._lock:
         inside.set()
         release.wait()
 

@@ -26,6 +26,7 @@ from typing import Any, Callable, NamedTuple, Optional, TypeVar
 from .._errors import add_note
 from .._log import debug
 from .._worker import thread_initializer
+from ._kept import KeptOne
 
 T = TypeVar("T")
 
@@ -202,14 +203,13 @@ def _run(task: _Task) -> None:
         task.future.set_result(result)
 
 
-_kept_lock = threading.Lock()
-_kept: Optional[WorkerThreads] = None  # idle threads kept for the next call
+_kept: KeptOne[WorkerThreads] = KeptOne()  # idle threads, for the next call
 _exiting = False
 
 
 def acquire_threads(settings: ThreadSettings) -> WorkerThreads:
     """Check out the kept threads if they fit this call, else a new set (none started)."""
-    threads = _take_kept()
+    threads = _kept.take()
     if threads is not None and threads.settings.fits(settings):
         debug("reusing the kept worker threads (up to %d)", settings.size)
         return threads
@@ -222,36 +222,23 @@ def acquire_threads(settings: ThreadSettings) -> WorkerThreads:
 def hand_back(threads: WorkerThreads, busy: bool) -> None:
     """Keep *threads* for the next call, unless some still run items of this one (*busy*),
     an initializer failed, other threads are kept already, or the interpreter exits."""
-    global _kept
-    if not busy and threads.broken is None and not _exiting:
-        with _kept_lock:
-            if _kept is None:
-                _kept = threads
-                return
-    threads.shutdown(wait=False, cancel_futures=True)
+    if busy or threads.broken is not None or _exiting or not _kept.offer(threads):
+        threads.shutdown(wait=False, cancel_futures=True)
 
 
 def shutdown(wait: bool = True) -> None:
     """Stop the kept threads, if any (joined if *wait*: they are idle, so it is quick)."""
-    threads = _take_kept()
+    threads = _kept.take()
     if threads is not None:
         threads.shutdown(wait=wait)
 
 
 def _stop_before_fork() -> None:
     """Stop the kept threads and wait for them to exit, FORK_JOIN_SECONDS at most."""
-    threads = _take_kept()
+    threads = _kept.take()
     if threads is not None:
         threads.shutdown(wait=False)
         _join(threads.threads(), FORK_JOIN_SECONDS)
-
-
-def _take_kept() -> Optional[WorkerThreads]:
-    """The kept threads, no longer kept (None if there were none)."""
-    global _kept
-    with _kept_lock:
-        threads, _kept = _kept, None
-    return threads
 
 
 def _at_exit() -> None:
@@ -261,14 +248,7 @@ def _at_exit() -> None:
     shutdown(wait=False)
 
 
-def _forget_in_child() -> None:
-    """A forked child has none of its parent's threads, and maybe a lock held forever."""
-    global _kept, _kept_lock
-    _kept = None
-    _kept_lock = threading.Lock()
-
-
 # Runs before threading joins the non-daemon threads at exit, as concurrent.futures does.
 threading._register_atexit(_at_exit)  # type: ignore[attr-defined]
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_stop_before_fork, after_in_child=_forget_in_child)
+    os.register_at_fork(before=_stop_before_fork)
