@@ -249,3 +249,40 @@ def test_the_interpreter_exits_at_once_with_threads_kept(tmp_path: Path) -> None
     assert result.returncode == 0, describe(result)
     assert result.stdout.split() == ["True"], describe(result)
     assert result.stderr == "", describe(result)
+
+
+def test_an_initializer_failing_after_shutdown_leaves_the_other_threads_their_exit() -> None:
+    """One thread's initializer raises after its threads were told to stop: the failed
+    tasks are dropped, but the stop meant for the others is not, so a thread that was busy
+    meanwhile still exits (idle timeout off, so nothing else would end its wait)."""
+    from parmap._backends._threads import ThreadSettings, WorkerThreads
+
+    second_thread_may_fail = threading.Event()
+    first_task_may_end = threading.Event()
+    started: list[str] = []
+
+    def set_up() -> None:
+        started.append(threading.current_thread().name)
+        if len(started) == 2:
+            second_thread_may_fail.wait(30)
+            raise ConnectionRefusedError("no database here")
+
+    threads = WorkerThreads(ThreadSettings(2, set_up, (), None))
+    try:
+        busy = threads.submit(first_task_may_end.wait, 30)  # the first thread
+        failing = threads.submit(str, 1)  # starts the second thread: the first is busy
+        # In the order they started: names end in a rising number.
+        first, second = sorted(threads.threads(), key=lambda t: int(t.name.rsplit("_", 1)[1]))
+        threads.shutdown(wait=False)
+        second_thread_may_fail.set()
+        second.join(30)
+        with pytest.raises(ConnectionRefusedError):
+            failing.result(30)
+        first_task_may_end.set()
+        assert busy.result(30) is True
+        first.join(30)
+        assert not first.is_alive()
+    finally:  # a failure must not leave the first thread waiting for good
+        second_thread_may_fail.set()
+        first_task_may_end.set()
+        threads.shutdown(wait=False)

@@ -172,16 +172,23 @@ class WorkerThreads(futures.Executor):
                 task.future.set_exception(self.broken)
 
     def _take_queued(self) -> list[_Task]:
-        """Take every task off the queue (called with the lock held)."""
+        """Take every task off the queue (called with the lock held). The exit signals of
+        an earlier shutdown stay: each is some other thread's only way out."""
         taken: list[_Task] = []
+        exits = 0
         while True:
             try:
                 task = self._tasks.get_nowait()
             except queue.Empty:
-                return taken
-            if task is not None:
+                break
+            if task is None:
+                exits += 1
+            else:
                 taken.append(task)
                 self._queued -= 1
+        for _ in range(exits):
+            self._tasks.put(None)
+        return taken
 
 
 def _join(threads: list[threading.Thread], timeout: Optional[float]) -> None:
