@@ -46,6 +46,10 @@ from ._serialization import (
 
 #: Announces that the next frame is a pickled fn (not a valid pickle itself).
 FN_FRAME = b"fn"
+#: A worker's exit status once it has waited for work longer than the idle timeout
+#: (EX_TEMPFAIL: try again). It read nothing since its last answer, so a chunk the
+#: caller sent meanwhile never ran and can go to a fresh worker.
+IDLE_EXIT_CODE = 75
 
 
 class ChunkFailure(Exception):
@@ -173,7 +177,8 @@ def process_main(conn: Any, inherited: Sequence[Any], setup: WorkerSetup) -> Non
     while True:
         try:
             if not memory.wait_for_work(conn, idle_timeout):
-                return  # idle too long: free the memory; the caller starts a new one
+                # Idle too long: free the memory; the caller starts a new one.
+                sys.exit(IDLE_EXIT_CODE)
             incoming = frames.receive(conn)
             memory.after_message(incoming.size)
             if incoming.frame == FN_FRAME:

@@ -292,6 +292,49 @@ def test_idle_workers_exit_and_are_replaced(start_method: str, tmp_path: Path) -
     assert result.stdout.split() == ["exited", "True", "fresh", "True"], describe(result)
 
 
+PAUSED_CONSUMER = """
+import multiprocessing
+import multiprocessing.connection
+import os
+from parmap import parallel_imap
+
+def pid_and_square(x):
+    return os.getpid(), x * x
+
+if __name__ == "__main__":
+    options = dict(
+        workers=2, chunksize=1, buffersize=2, start_method={method!r}, serial_fallback=False
+    )
+    results = parallel_imap(pid_and_square, range(40), **options)
+    first = next(results)
+    # The consumer pauses until every worker has exited idle (event-driven, as above).
+    workers = [p for p in multiprocessing.active_children() if p.name == "parmap-worker"]
+    old = {{p.pid for p in workers}}
+    pending = [p.sentinel for p in workers]
+    while pending:
+        ready = multiprocessing.connection.wait(pending, timeout=30)
+        assert ready, "idle workers did not exit"
+        pending = [s for s in pending if s not in ready]
+    rest = list(results)
+    print("all", [square for _, square in [first, *rest]] == [x * x for x in range(40)])
+    print("replaced", len(old) == 2 and any(pid not in old for pid, _ in rest))
+"""
+
+
+def test_a_consumer_pausing_past_the_idle_timeout_gets_every_result(
+    start_method: str, tmp_path: Path
+) -> None:
+    """Workers that exit idle while a lazy consumer pauses (their chunks not sent yet) are
+    replaced when it goes on: every result comes, in order, and no WorkerCrashedError."""
+    result = run_python(
+        PAUSED_CONSUMER.format(method=start_method),
+        tmp_path=tmp_path,
+        env={"PARMAP_IDLE_TIMEOUT": "1"},
+    )
+    assert result.returncode == 0, describe(result)
+    assert result.stdout.split() == ["all", "True", "replaced", "True"], describe(result)
+
+
 def test_bad_idle_timeout_is_refused_before_work_starts(tmp_path: Path) -> None:
     """A malformed PARMAP_IDLE_TIMEOUT is a ValueError naming the variable."""
     code = """

@@ -47,7 +47,7 @@ from .._errors import (
 from .._log import debug
 from .._platform import StartMethod
 from .._serialization import dumps_message, unloadable_results_message
-from .._worker import FN_FRAME, WorkerSetup, process_main
+from .._worker import FN_FRAME, IDLE_EXIT_CODE, WorkerSetup, process_main
 from . import PROGRESS_SECONDS, Chunk, Running
 
 #: Seconds a worker gets to exit after "stop" or SIGTERM before it is killed.
@@ -286,10 +286,12 @@ class ProcessSession:
         return bool(self._idle)
 
     def submit(self, chunk: Chunk) -> None:
+        self._send(self._idle.pop(), chunk)
+
+    def _send(self, worker: _Worker, chunk: Chunk) -> None:
         message = dumps_message(
             ("chunk", chunk.start, chunk.items, self._report_every), chunk.items, chunk.start
         )
-        worker = self._idle.pop()
         send_fn = worker.call_id != self._call_id
         worker.call_id = self._call_id
         worker.chunk = chunk
@@ -307,11 +309,13 @@ class ProcessSession:
         return bool(multiprocessing.connection.wait(list(self._busy), timeout))
 
     def wait(self, timeout: Optional[float]) -> list[tuple[int, list[Any]]]:
+        ready = multiprocessing.connection.wait(list(self._busy), timeout)
+        # Each worker once (its pipe and its sentinel may both be ready), all looked up
+        # before any is collected: collecting may start a new worker, whose sentinel can
+        # take the number of one in *ready* that has just been closed.
+        workers = dict.fromkeys(self._busy[handle] for handle in ready)
         finished = []
-        for ready in multiprocessing.connection.wait(list(self._busy), timeout):
-            worker = self._busy.get(ready)
-            if worker is None or worker.chunk is None:
-                continue  # its pipe and its sentinel were both ready
+        for worker in workers:
             done = self._collect(worker)
             if done is not None:
                 finished.append(done)
@@ -331,6 +335,13 @@ class ProcessSession:
         del self._busy[worker.conn], self._busy[worker.process.sentinel]
         worker.chunk = None
         if answer is None:
+            if _left_idle(worker):
+                # It ran out of idle time before the chunk came (a lazy consumer paused,
+                # or the input was slow to yield): the chunk never ran. A fresh worker
+                # takes it; the call goes on as if nothing happened.
+                debug("a worker exited idle before its chunk came: sending it to a new one")
+                self._send(self._pool.replace(worker), chunk)
+                return None
             raise _crash_error(self._pool, worker, chunk)
         worker.tasks += 1
         worker.idle_since = time.monotonic()
@@ -388,6 +399,12 @@ def _receive(worker: _Worker) -> Optional[tuple[Any, ...]]:
     except Exception as exc:
         return ("unloadable", exc)
     return answer
+
+
+def _left_idle(worker: _Worker) -> bool:
+    """Whether *worker*, found dead, had exited because it was idle too long."""
+    worker.process.join(EXIT_GRACE_SECONDS)  # its sentinel or pipe may tell first
+    return bool(worker.process.exitcode == IDLE_EXIT_CODE)
 
 
 def _crash_error(pool: ProcessPool, worker: _Worker, chunk: Chunk) -> WorkerCrashedError:
