@@ -40,8 +40,10 @@ def _standard_pickling() -> None:
 @pytest.fixture(autouse=True)
 def _fns_new_to_the_probe(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test's fns are new to the probe, as in a fresh program: whether the first
-    item's timer keeps its tick floor must not depend on which tests ran before."""
+    item's timer keeps its tick floor, and whether work goes out at once on the item time
+    of an earlier call, must not depend on which tests ran before."""
     monkeypatch.setattr(parmap._call, "_timed_code", weakref.WeakSet())
+    monkeypatch.setattr(parmap._call, "_seconds_per_item", weakref.WeakKeyDictionary())
 
 
 @pytest.fixture(params=START_METHODS)

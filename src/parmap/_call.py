@@ -320,6 +320,25 @@ class Call:
         assert not isinstance(options.backend, str)
         return executor_session(options.backend, self.fn, options.workers, self._on_done())
 
+    def _open_early_session(self, mid_item: bool) -> Optional[Session]:
+        """A session for work handed out early; None if one can only be had by forking
+        while fn's first item runs in the caller (*mid_item*, in a signal handler).
+
+        A fork copies the caller as it is at that moment: a module fn is importing half
+        imported, a lock fn holds held, a cache it fills half filled. A worker would then
+        fail (``partially initialized module``) or wait for ever on that lock. So under
+        fork, work goes out early only to workers already running; starting them waits
+        until the item is over.
+        """
+        if mid_item and self.backend_name == "process" and self._start_method() == "fork":
+            pool = self._acquire_pool()
+            if pool is None or pool.needs_launch():
+                return None
+            from ._backends._process import ProcessSession
+
+            return ProcessSession(pool, self._fn_payload(), self._on_done(), launch=False)
+        return self._open_session()
+
     def _thread_session(self) -> ExecutorSession:
         from ._backends._executor import thread_session
         from ._backends._threads import ThreadSettings
@@ -383,7 +402,7 @@ class Call:
         if self.total is not None and done >= self.total:
             return
         debug("a chunk came back far sooner than fn's last item time says: probing again")
-        early = EarlyDispatch(self._open_session, self.items, self.options.workers - 1)
+        early = EarlyDispatch(self._open_early_session, self.items, self.options.workers - 1)
         handover = yield from self._probe_rounds(early, done)
         if handover is not None:
             yield from self._parallel_phase(handover)
@@ -404,7 +423,7 @@ class Call:
             handover, done = yield from self._first_item_on_a_thread()
             if handover is not None:
                 return handover
-        early = EarlyDispatch(self._open_session, self.items, self.options.workers - 1)
+        early = EarlyDispatch(self._open_early_session, self.items, self.options.workers - 1)
         handover = None
         try:
             seen = self._remembered_costly_item()

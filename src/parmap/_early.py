@@ -7,6 +7,10 @@ one-shot SIGALRM timer, armed only around the first item, starts the workers if 
 be and hands one item to each worker but one (the caller's item keeps a CPU busy).
 The caller then finishes its item and carries on as the scheduler.
 
+Under fork it starts none (the caller's ``open_session`` says so): a worker forked in
+the middle of fn's item would copy what the item had half done, a module half
+imported or a lock held. Only workers already running get work then.
+
 When an earlier call with the same fn already showed that the work is worth a warm
 pool, each worker gets an item at once instead (``hand_out_now``). If no worker answers
 within a quarter of the item time measured then, the items cost about as much again
@@ -63,7 +67,10 @@ class EarlyDispatch:
     """
 
     def __init__(
-        self, open_session: Callable[[], Session], items: Iterator[Any], limit: int
+        self,
+        open_session: Callable[[bool], Optional[Session]],
+        items: Iterator[Any],
+        limit: int,
     ) -> None:
         self._open_session = open_session
         self._items = items
@@ -108,7 +115,7 @@ class EarlyDispatch:
         they answer early (cheap items), and then for only a millisecond."""
         self.immediate = True
         self._limit += 1
-        self._hand_out()
+        self._hand_out(mid_item=False)
 
     def _on_alarm(self, signum: int, frame: Optional[FrameType]) -> None:
         began, began_cpu = time.perf_counter(), time.thread_time()
@@ -119,16 +126,19 @@ class EarlyDispatch:
             rest = max(self._cpu_budget - computed, self._shortest)
             signal.setitimer(signal.ITIMER_REAL, rest)
             return
-        self._hand_out()
+        self._hand_out(mid_item=True)
         self.alarm_seconds += time.perf_counter() - began
         self.alarm_cpu_seconds += time.thread_time() - began_cpu
 
-    def _hand_out(self) -> None:
+    def _hand_out(self, *, mid_item: bool) -> None:
+        """Submit items to free workers; *mid_item*: from the timer, inside fn's item."""
         # No logging here: this may run in a signal handler that interrupted a write
         # to the same stream.
         try:
-            session = self._open_session()
+            session = self._open_session(mid_item)
         except Exception:
+            return
+        if session is None:  # not without starting workers, which must wait
             return
         self.session = session
         try:

@@ -9,7 +9,6 @@ import multiprocessing
 import os
 import re
 import time
-import weakref
 import zlib
 from pathlib import Path
 from typing import Any, Callable
@@ -424,15 +423,21 @@ def _spin_then_pid(_: int) -> int:
 
 @pytest.mark.parametrize("workers", [2, 3])
 def test_long_first_item_hands_out_work_meanwhile(
-    caplog: pytest.LogCaptureFixture, workers: int
+    caplog: pytest.LogCaptureFixture, workers: int, start_method: str
 ) -> None:
-    """During a long first item, workers start and all but one take an item at once.
+    """During a long first item, all workers but one take an item at once: running ones,
+    or under forkserver ones started then. Under fork none is started then (it would copy
+    the item's state half done: test_no_worker_is_forked_in_the_middle_of_the_first_item),
+    and starting spawn workers (0.3 s) takes longer than this item, so both start warm.
 
     The caller's own item keeps one CPU busy, so one worker waits for it.
     """
     parmap.shutdown()
+    options: dict[str, Any] = {"workers": workers, "start_method": start_method}
+    if start_method != "forkserver":
+        parallel_map(square, range(4), **options, serial_fallback=False)  # warm
     with caplog.at_level(logging.DEBUG, logger="parmap"):
-        pids = parallel_map(_long_first_item, range(6), workers)
+        pids = parallel_map(_long_first_item, range(6), **options)
     assert f"handed out {workers - 1} item(s) while the first ran" in caplog.text
     assert pids[0] == os.getpid()
     assert os.getpid() not in pids[1:workers]
@@ -673,7 +678,6 @@ def test_a_narrow_parallel_verdict_is_not_remembered(
     on the strength of a first item that may have read high. (A new fn's first item
     gets a 1 ms timer on a warm pool, which may hand out work beside it: the verdict is
     the same, and just as narrow. The next call's timer keeps the 4 ms tick floor.)"""
-    monkeypatch.setattr(parmap._call, "_seconds_per_item", weakref.WeakKeyDictionary())
     monkeypatch.setattr(parmap._serial.Probe, "transfer_seconds", lambda self: 0.000_8)
     parallel_map(square, range(4), 2, serial_fallback=False)  # warm
     pids = parallel_map(_compute_1300us_then_pid, range(200), 2)
@@ -728,16 +732,15 @@ def test_the_timers_handler_losing_its_cpu_leaves_the_item_time_alone(
     time nor its CPU time: the item time remembered for the next call is what the item
     computed, its 5 ms of CPU time less the handler's (busy_for counts both)."""
     parallel_map(square, range(4), 2, serial_fallback=False)  # warm: the timer fires
-    monkeypatch.setattr(parmap._call, "_seconds_per_item", weakref.WeakKeyDictionary())
     monkeypatch.setattr(parmap._serial, "time", _CLOCK)
     monkeypatch.setattr(parmap._early, "time", _CLOCK)
     hand_out = EarlyDispatch._hand_out
 
     handler_cpu: list[float] = []
 
-    def hand_out_and_lose_the_cpu(early: EarlyDispatch) -> None:
+    def hand_out_and_lose_the_cpu(early: EarlyDispatch, *, mid_item: bool) -> None:
         began = time.thread_time()
-        hand_out(early)
+        hand_out(early, mid_item=mid_item)
         handler_cpu.append(time.thread_time() - began)
         _CLOCK.paused += 0.01
 
@@ -756,9 +759,7 @@ def test_the_timers_handler_losing_its_cpu_leaves_the_item_time_alone(
 
 
 @pytest.mark.parametrize("warm", [False, True], ids=["probe measured", "timer handed out"])
-def test_costly_again_runs_no_item_in_the_caller(
-    monkeypatch: pytest.MonkeyPatch, warm: bool
-) -> None:
+def test_costly_again_runs_no_item_in_the_caller(warm: bool) -> None:
     """fn's last call was costly and so is this one: every item runs in a worker.
 
     Timing an item in the caller would only take a CPU from a worker; the workers'
@@ -767,7 +768,6 @@ def test_costly_again_runs_no_item_in_the_caller(
     budget is a fork's start) or from its first item, which outlasts a warm pool's
     budget and so has a worker take the next item meanwhile.
     """
-    monkeypatch.setattr(parmap._call, "_seconds_per_item", weakref.WeakKeyDictionary())
     parmap.shutdown()
     if warm:
         parallel_map(square, range(4), 2, serial_fallback=False)
@@ -787,7 +787,6 @@ def test_an_answer_there_when_the_caller_looks_late_is_not_early(
     items) and runs no item in the caller. CI saw the caller time an item here when it
     took such an answer for an early one.
     """
-    monkeypatch.setattr(parmap._call, "_seconds_per_item", weakref.WeakKeyDictionary())
     parallel_map(square, range(4), 2, serial_fallback=False)
     parallel_map(_five_ms_then_pid, range(40), 2)  # remembers 5 ms per item
     submit = ProcessSession.submit
@@ -818,7 +817,6 @@ def test_answers_after_the_caller_lost_its_cpu_are_not_early(
     Here the caller is away for 80 ms of the items' 100 ms; a wait for a quarter of the
     remembered 100 ms counted from its return would see them answer "early".
     """
-    monkeypatch.setattr(parmap._call, "_seconds_per_item", weakref.WeakKeyDictionary())
     parallel_map(square, range(4), 2, serial_fallback=False)
     parallel_map(_tenth_of_a_second_then_pid, range(6), 2)  # remembers 0.1 s per item
     submit = ProcessSession.submit

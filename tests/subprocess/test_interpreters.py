@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -333,6 +335,67 @@ def test_a_consumer_pausing_past_the_idle_timeout_gets_every_result(
     )
     assert result.returncode == 0, describe(result)
     assert result.stdout.split() == ["all", "True", "replaced", "True"], describe(result)
+
+
+#: A first item that is long because of what fn sets up on its first call: a module it
+#: imports lazily (as with pandas or torch), or a table it fills under a lock. Either
+#: takes 0.1 s of CPU, far past the first item's timer (20 ms with no workers yet).
+FIRST_CALL_SET_UP = """
+import threading
+import time
+
+def busy(seconds):
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        pass
+
+_lock = threading.Lock()
+_table = None
+
+def via_a_lazy_import(x):
+    import heavy_module
+    return heavy_module.plus_one(x)
+
+def through_a_lock(x):
+    global _table
+    with _lock:
+        if _table is None:
+            busy(0.1)
+            _table = {i: i + 1 for i in range(100)}
+    return _table[x]
+"""
+
+HEAVY_MODULE = """
+from first_call import busy
+
+busy(0.1)
+
+def plus_one(x):
+    return x + 1
+"""
+
+MAP_WITH_FIRST_CALL_SET_UP = """
+import first_call
+from parmap import parallel_map
+
+if __name__ == "__main__":
+    fn = getattr(first_call, {fn!r})
+    results = parallel_map(fn, range(100), workers=2, start_method="fork", timeout=20)
+    print(results == [x + 1 for x in range(100)])
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the fork start method is POSIX only")
+@pytest.mark.parametrize("fn", ["via_a_lazy_import", "through_a_lock"])
+def test_no_worker_is_forked_in_the_middle_of_the_first_item(fn: str, tmp_path: Path) -> None:
+    """With no workers yet, none is forked while the caller runs fn's first item: a fork
+    then copied a module half imported (the workers raised AttributeError: partially
+    initialized module) or a lock held (they waited on it for ever)."""
+    (tmp_path / "first_call.py").write_text(textwrap.dedent(FIRST_CALL_SET_UP))
+    (tmp_path / "heavy_module.py").write_text(textwrap.dedent(HEAVY_MODULE))
+    result = run_python(MAP_WITH_FIRST_CALL_SET_UP.format(fn=fn), tmp_path=tmp_path)
+    assert result.returncode == 0, describe(result)
+    assert result.stdout.split() == ["True"], describe(result)
 
 
 def test_bad_idle_timeout_is_refused_before_work_starts(tmp_path: Path) -> None:

@@ -124,6 +124,10 @@ class ProcessPool:
                 (time.perf_counter() - began) * 1000,
             )
 
+    def needs_launch(self) -> bool:
+        """Whether :meth:`start` would start a process: workers missing, dead or expiring."""
+        return not self.started or bool(self._exited()) or bool(self._expiring())
+
     def _exited(self) -> list[_Worker]:
         """Workers that have exited (their sentinel says so even if someone reaped them)."""
         by_sentinel = {w.process.sentinel: w for w in self.workers}
@@ -271,8 +275,11 @@ class ProcessSession:
         pool: ProcessPool,
         fn_payload: bytes,
         on_done: Optional[Callable[[int], None]] = None,
+        *,
+        launch: bool = True,
     ) -> None:
-        pool.start()
+        if launch:  # else the caller has checked that none is needed (needs_launch)
+            pool.start()
         self._pool = pool
         self._fn_payload = fn_payload
         self._on_done = on_done
