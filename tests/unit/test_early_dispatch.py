@@ -10,7 +10,7 @@ import pytest
 from parmap._early import MIN_ALARM_SECONDS, EarlyDispatch
 
 
-def _never_called() -> Any:
+def _never_called(mid_item: bool) -> Any:
     raise AssertionError("no work may be handed out")
 
 
