@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import textwrap
 from pathlib import Path
 
@@ -258,12 +259,23 @@ def test_default_start_method_is_found_without_importing_multiprocessing(tmp_pat
     assert result.stdout.split() == ["False", "True"], describe(result)
 
 
-IDLE_WORKERS = """
+#: Scripts run with PARMAP_IDLE_TIMEOUT=1 start with this: what they need, and a wait for
+#: workers to exit on their own, event-driven (each one's sentinel becomes ready then).
+IDLE_TIMEOUT_PROLOGUE = """
 import multiprocessing
 import multiprocessing.connection
 import os
-from parmap import parallel_map
+from parmap import parallel_imap, parallel_map
 
+def wait_for_exits(workers):
+    pending = [p.sentinel for p in workers]
+    while pending:
+        ready = multiprocessing.connection.wait(pending, timeout=30)
+        assert ready, "idle workers did not exit"
+        pending = [s for s in pending if s not in ready]
+"""
+
+IDLE_WORKERS = """
 def pid_of(_):
     return os.getpid()
 
@@ -271,35 +283,13 @@ if __name__ == "__main__":
     options = dict(workers=2, chunksize=1, start_method={method!r}, serial_fallback=False)
     first = set(parallel_map(pid_of, range(8), **options))
     workers = [p for p in multiprocessing.active_children() if p.pid in first]
-    # Event-driven: each worker's sentinel becomes ready when it exits on its own.
-    pending = [p.sentinel for p in workers]
-    while pending:
-        ready = multiprocessing.connection.wait(pending, timeout=30)
-        assert ready, "idle workers did not exit"
-        pending = [s for s in pending if s not in ready]
+    wait_for_exits(workers)
     print("exited", len(workers) == 2)
     second = set(parallel_map(pid_of, range(8), **options))
     print("fresh", first.isdisjoint(second) and len(second) == 2)
 """
 
-
-def test_idle_workers_exit_and_are_replaced(start_method: str, tmp_path: Path) -> None:
-    """After PARMAP_IDLE_TIMEOUT seconds idle, workers exit; the next call starts new ones."""
-    result = run_python(
-        IDLE_WORKERS.format(method=start_method),
-        tmp_path=tmp_path,
-        env={"PARMAP_IDLE_TIMEOUT": "1"},
-    )
-    assert result.returncode == 0, describe(result)
-    assert result.stdout.split() == ["exited", "True", "fresh", "True"], describe(result)
-
-
 PAUSED_CONSUMER = """
-import multiprocessing
-import multiprocessing.connection
-import os
-from parmap import parallel_imap
-
 def pid_and_square(x):
     return os.getpid(), x * x
 
@@ -309,18 +299,29 @@ if __name__ == "__main__":
     )
     results = parallel_imap(pid_and_square, range(40), **options)
     first = next(results)
-    # The consumer pauses until every worker has exited idle (event-driven, as above).
+    # The consumer pauses until every worker has exited idle.
     workers = [p for p in multiprocessing.active_children() if p.name == "parmap-worker"]
     old = {{p.pid for p in workers}}
-    pending = [p.sentinel for p in workers]
-    while pending:
-        ready = multiprocessing.connection.wait(pending, timeout=30)
-        assert ready, "idle workers did not exit"
-        pending = [s for s in pending if s not in ready]
+    wait_for_exits(workers)
     rest = list(results)
     print("all", [square for _, square in [first, *rest]] == [x * x for x in range(40)])
     print("replaced", len(old) == 2 and any(pid not in old for pid, _ in rest))
 """
+
+
+def _run_with_idle_timeout(
+    script: str, start_method: str, tmp_path: Path
+) -> subprocess.CompletedProcess[str]:
+    """*script* run after IDLE_TIMEOUT_PROLOGUE, with a 1 s idle timeout."""
+    code = textwrap.dedent(IDLE_TIMEOUT_PROLOGUE) + script.format(method=start_method)
+    return run_python(code, tmp_path=tmp_path, env={"PARMAP_IDLE_TIMEOUT": "1"})
+
+
+def test_idle_workers_exit_and_are_replaced(start_method: str, tmp_path: Path) -> None:
+    """After PARMAP_IDLE_TIMEOUT seconds idle, workers exit; the next call starts new ones."""
+    result = _run_with_idle_timeout(IDLE_WORKERS, start_method, tmp_path)
+    assert result.returncode == 0, describe(result)
+    assert result.stdout.split() == ["exited", "True", "fresh", "True"], describe(result)
 
 
 def test_a_consumer_pausing_past_the_idle_timeout_gets_every_result(
@@ -328,11 +329,7 @@ def test_a_consumer_pausing_past_the_idle_timeout_gets_every_result(
 ) -> None:
     """Workers that exit idle while a lazy consumer pauses (their chunks not sent yet) are
     replaced when it goes on: every result comes, in order, and no WorkerCrashedError."""
-    result = run_python(
-        PAUSED_CONSUMER.format(method=start_method),
-        tmp_path=tmp_path,
-        env={"PARMAP_IDLE_TIMEOUT": "1"},
-    )
+    result = _run_with_idle_timeout(PAUSED_CONSUMER, start_method, tmp_path)
     assert result.returncode == 0, describe(result)
     assert result.stdout.split() == ["all", "True", "replaced", "True"], describe(result)
 
