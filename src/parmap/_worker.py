@@ -14,6 +14,9 @@ a number of seconds (progress is on), the worker first sends, as often as that,
 and, once at start-up if the initializer raises,
     ("init_failed", exception_payload, type_name, message, traceback_text)
 
+A worker that waits for a message longer than the idle timeout exits with status
+``IDLE_EXIT_CODE``; a chunk that arrived as it gave up was not read, let alone run.
+
 Large chunks and answers travel unframed, their numpy arrays apart from the pickle
 (``_frames.py``).
 """
