@@ -155,11 +155,14 @@ class EarlyDispatch:
 
 
 def _alarm_is_free() -> bool:
+    """Whether SIGALRM has its default handler and no timer is pending. A handler that
+    Python did not install (C code's) reads as None: it is not free, and could not be
+    put back."""
     if (
         not hasattr(signal, "setitimer")
         or threading.current_thread() is not threading.main_thread()
     ):
         return False
-    return raw_signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, None) and signal.getitimer(
+    return raw_signal.getsignal(signal.SIGALRM) == signal.SIG_DFL and signal.getitimer(
         signal.ITIMER_REAL
     ) == (0.0, 0.0)

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+import parmap._early
 from parmap._early import MIN_ALARM_SECONDS, EarlyDispatch
 
 
@@ -36,3 +37,20 @@ def test_a_timer_without_a_floor_is_its_budget() -> None:
         remaining, _ = signal.getitimer(signal.ITIMER_REAL)
     assert 0.000_9 < remaining <= 0.001
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0), "cancelled after the block"
+
+
+def test_a_sigalrm_handler_installed_from_c_is_left_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Python reports a handler it did not install (C code's, in an embedding program) as
+    None. Such a SIGALRM is not free: no timer is set and no handler replaces it. Before,
+    the timer took SIGALRM over, and putting None back raised TypeError after the item."""
+    installed: list[Any] = []
+    monkeypatch.setattr(parmap._early.raw_signal, "getsignal", lambda signum: None)
+    monkeypatch.setattr(
+        parmap._early.raw_signal, "signal", lambda signum, handler: installed.append(handler)
+    )
+    early = EarlyDispatch(_never_called, iter([]), 1)
+    with early.armed(0.02, 1):
+        assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0), "no timer set"
+    assert installed == [], "no handler installed or put back"
