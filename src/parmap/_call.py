@@ -331,6 +331,8 @@ class Call:
         until the item is over.
         """
         if mid_item and self.backend_name == "process" and self._start_method() == "fork":
+            if not self._warm_pool_waits():  # nor stop another pool here, which takes time
+                return None
             pool = self._acquire_pool()
             if pool is None or pool.needs_launch():
                 return None

@@ -376,6 +376,8 @@ import first_call
 from parmap import parallel_map
 
 if __name__ == "__main__":
+    if {other_pool_first}:  # a warm pool of other settings, which this call must replace
+        parallel_map(abs, range(6), workers=3, start_method="fork", serial_fallback=False)
     fn = getattr(first_call, {fn!r})
     results = parallel_map(fn, range(100), workers=2, start_method="fork", timeout=20)
     print(results == [x + 1 for x in range(100)])
@@ -383,14 +385,19 @@ if __name__ == "__main__":
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="the fork start method is POSIX only")
+@pytest.mark.parametrize("other_pool_first", [False, True], ids=["cold", "other pool warm"])
 @pytest.mark.parametrize("fn", ["via_a_lazy_import", "through_a_lock"])
-def test_no_worker_is_forked_in_the_middle_of_the_first_item(fn: str, tmp_path: Path) -> None:
-    """With no workers yet, none is forked while the caller runs fn's first item: a fork
-    then copied a module half imported (the workers raised AttributeError: partially
-    initialized module) or a lock held (they waited on it for ever)."""
+def test_no_worker_is_forked_in_the_middle_of_the_first_item(
+    fn: str, other_pool_first: bool, tmp_path: Path
+) -> None:
+    """With no workers that fit the call running, none is forked while the caller runs
+    fn's first item: a fork then copied a module half imported (the workers raised
+    AttributeError: partially initialized module) or a lock held (they waited on it for
+    ever)."""
     (tmp_path / "first_call.py").write_text(textwrap.dedent(FIRST_CALL_SET_UP))
     (tmp_path / "heavy_module.py").write_text(textwrap.dedent(HEAVY_MODULE))
-    result = run_python(MAP_WITH_FIRST_CALL_SET_UP.format(fn=fn), tmp_path=tmp_path)
+    script = MAP_WITH_FIRST_CALL_SET_UP.format(fn=fn, other_pool_first=other_pool_first)
+    result = run_python(script, tmp_path=tmp_path)
     assert result.returncode == 0, describe(result)
     assert result.stdout.split() == ["True"], describe(result)
 
