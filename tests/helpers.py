@@ -101,6 +101,15 @@ def exit_at_three(x: int) -> int:
     return x
 
 
+def exit_as_if_idle_at_three(x: int) -> int:
+    """Kill the worker on item 3 with the status an idle worker exits with."""
+    if x == 3:
+        from parmap._worker import IDLE_EXIT_CODE
+
+        os._exit(IDLE_EXIT_CODE)
+    return x
+
+
 def sigkill_at_five(x: int) -> int:
     """Kill the worker process with SIGKILL on item 5, as the kernel's OOM killer does."""
     if x == 5:

@@ -12,6 +12,7 @@ from parmap._errors import RemoteTraceback
 
 from helpers import (
     BadInit,
+    exit_as_if_idle_at_three,
     exit_at_three,
     fail_at_seven,
     fail_in_initializer,
@@ -85,6 +86,16 @@ def test_worker_crash_raises_instead_of_hanging(start_method: str) -> None:
     assert parallel_map(
         square, range(10), 2, 1, start_method=start_method, serial_fallback=False
     ) == [x * x for x in range(10)]
+
+
+def test_fn_exiting_with_the_idle_status_is_a_crash_not_a_loop() -> None:
+    """A worker that exits with an idle worker's status (75) while its chunk runs is taken
+    for idle once: the chunk goes to a new worker, which reads it before it could idle. When
+    that one exits the same way, the call raises WorkerCrashedError naming the item; before,
+    it sent the chunk again and again until the timeout."""
+    with pytest.raises(WorkerCrashedError, match=r"exit code 75.*item 3"):
+        parallel_map(exit_as_if_idle_at_three, range(10), 2, 1, serial_fallback=False, timeout=20)
+    assert parallel_map(square, range(6), 2, 1, serial_fallback=False) == [x * x for x in range(6)]
 
 
 def test_worker_killed_by_sigkill_points_at_memory_first() -> None:

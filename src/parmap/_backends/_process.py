@@ -288,6 +288,7 @@ class ProcessSession:
         self._call_id = next(self._call_ids)
         self._idle = list(pool.workers)
         self._busy: dict[Any, _Worker] = {}  # pipe or sentinel -> worker
+        self._resent: set[int] = set()  # starts of chunks sent again after an idle exit
 
     def has_capacity(self) -> bool:
         return bool(self._idle)
@@ -342,11 +343,13 @@ class ProcessSession:
         del self._busy[worker.conn], self._busy[worker.process.sentinel]
         worker.chunk = None
         if answer is None:
-            if _left_idle(worker):
-                # It ran out of idle time before the chunk came (a lazy consumer paused,
-                # or the input was slow to yield): the chunk never ran. A fresh worker
-                # takes it; the call goes on as if nothing happened.
+            # An idle exit: the worker ran out of idle time before the chunk came (a lazy
+            # consumer paused, or the input was slow to yield), so the chunk never ran and
+            # a new worker takes it. Once: a new worker reads the chunk before it waits, so
+            # the same status again is fn's own (os._exit(75)), which must not loop.
+            if chunk.start not in self._resent and _left_idle(worker):
                 debug("a worker exited idle before its chunk came: sending it to a new one")
+                self._resent.add(chunk.start)
                 self._send(self._pool.replace(worker), chunk)
                 return None
             raise _crash_error(self._pool, worker, chunk)
