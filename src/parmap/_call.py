@@ -306,12 +306,14 @@ class Call:
             self._fn_bytes = dumps_callable(self.fn)
         return self._fn_bytes
 
-    def _open_session(self) -> Session:
+    def _open_session(self, *, launch: bool = True) -> Session:
+        """The call's session on its backend; *launch* (process backend): start missing or
+        stale workers first."""
         pool = self._acquire_pool()
         if pool is not None:
             from ._backends._process import ProcessSession
 
-            return ProcessSession(pool, self._fn_payload(), self._on_done())
+            return ProcessSession(pool, self._fn_payload(), self._on_done(), launch=launch)
         options = self.options
         if options.backend == "thread":
             return self._thread_session()
@@ -336,9 +338,7 @@ class Call:
             pool = self._acquire_pool()
             if pool is None or pool.needs_launch():
                 return None
-            from ._backends._process import ProcessSession
-
-            return ProcessSession(pool, self._fn_payload(), self._on_done(), launch=False)
+            return self._open_session(launch=False)
         return self._open_session()
 
     def _thread_session(self) -> ExecutorSession:
