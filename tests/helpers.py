@@ -263,3 +263,26 @@ def wait_for_fifo_at_zero(item: tuple[int, str]) -> int:
         with open(fifo) as reader:
             reader.read()
     return index
+
+
+def working_directory(_: object) -> str:
+    return os.getcwd()
+
+
+def read_text(name: str) -> str:
+    """The text of the file *name*, a path relative to the current directory."""
+    with open(name, encoding="utf-8") as file:
+        return file.read()
+
+
+def getenv(name: str) -> str | None:
+    return os.environ.get(name)
+
+
+def setenv(name: str, value: str) -> None:
+    """An initializer that sets a variable in the worker's own environment."""
+    os.environ[name] = value
+
+
+def read_variables(names: list[str]) -> tuple[str | None, ...]:
+    return tuple(os.environ.get(name) for name in names)

@@ -3,8 +3,10 @@
 Kept import-light: under spawn and forkserver every worker imports this module.
 
 Messages are pickled tuples. The caller sends ``("chunk", start, items, report_every)``
-or ``("stop",)``; before a worker's first chunk of a call, it sends the frame
-``FN_FRAME`` followed by the pickled fn as a frame of its own. When *report_every* is
+or ``("stop",)``. Before a worker's first chunk of a call, it sends the frame
+``FN_FRAME`` followed by the pickled fn as a frame of its own; before that, if the
+caller's directory, ``sys.path`` or environment changed since the worker last heard,
+``SURROUNDINGS_FRAME`` and the new ones (``_surroundings.py``). When *report_every* is
 a number of seconds (progress is on), the worker first sends, as often as that,
 ``("progress", start, done)``. It answers each chunk with exactly one of::
 
@@ -46,9 +48,12 @@ from ._serialization import (
     pickle_portable,
     unpicklable_result_message,
 )
+from ._surroundings import Surroundings, follow
 
 #: Announces that the next frame is a pickled fn (not a valid pickle itself).
 FN_FRAME = b"fn"
+#: Announces that the next frame is the caller's pickled :class:`Surroundings`.
+SURROUNDINGS_FRAME = b"surroundings"
 #: A worker's exit status once it has waited for work longer than the idle timeout
 #: (EX_TEMPFAIL: try again). It read nothing since its last answer, so a chunk the
 #: caller sent meanwhile never ran and can go to a fresh worker.
@@ -149,31 +154,14 @@ class WorkerSetup(NamedTuple):
     idle_timeout: float | None  # seconds without work after which the worker exits
     native_threads: int | None  # BLAS/OpenMP threads; None leaves the libraries alone
     forked: bool  # started by fork: shares the caller's heap
+    surroundings: Surroundings  # the caller's directory, sys.path and environment
 
 
 def process_main(conn: Any, inherited: Sequence[Any], setup: WorkerSetup) -> None:
     """Main loop of a worker process: run chunks until told to stop or the caller is gone."""
-    # Everything the worker has so far (under fork: the caller's whole heap) goes to the
-    # collector's permanent generation, which it never scans. Otherwise the worker's
-    # first full collection writes to the header of every object it inherited, and the
-    # kernel copies each page it shares with the caller: a worker of a caller holding
-    # 3 million lists grew by 370 MB and ran allocating work 3.7 times slower.
-    gc.freeze()
-    if setup.forked:
-        memory.forked()
-    for connection in inherited:  # the caller's ends of other pipes, copied by fork
-        connection.close()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to handle
-    release_forkserver_lifeline()
-    if setup.tie_to_parent:
-        die_with_parent()
-    mark_worker_process()
-    if setup.native_threads is not None:  # before the initializer or fn loads a library
-        from ._native_threads import limit_native_threads
-
-        limit_native_threads(setup.native_threads)
-    if setup.init_payload is not None and not _run_initializer(conn, setup.init_payload):
+    if not _set_up(conn, inherited, setup):
         return
+    surroundings = setup.surroundings
     idle_timeout = setup.idle_timeout
     fn: Callable[[Any], Any] | None = None
     fn_error = "worker received a chunk before any fn"
@@ -186,6 +174,11 @@ def process_main(conn: Any, inherited: Sequence[Any], setup: WorkerSetup) -> Non
             memory.after_message(incoming.size)
             if incoming.frame == FN_FRAME:
                 fn, fn_error = _load_fn(conn.recv_bytes())
+                continue
+            if incoming.frame == SURROUNDINGS_FRAME:
+                now = pickle.loads(conn.recv_bytes())
+                follow(surroundings, now)
+                surroundings = now
                 continue
         except (EOFError, OSError):  # the caller closed the pipe or died
             return
@@ -203,6 +196,32 @@ def process_main(conn: Any, inherited: Sequence[Any], setup: WorkerSetup) -> Non
             return
         memory.after_message(_answer_chunk(conn, fn, fn_error, message))
         del message  # nor kept while waiting: the next chunk may be as large
+
+
+def _set_up(conn: Any, inherited: Sequence[Any], setup: WorkerSetup) -> bool:
+    """Make the new worker ready for chunks; False if its initializer failed (the caller
+    has been told)."""
+    # Everything the worker has so far (under fork: the caller's whole heap) goes to the
+    # collector's permanent generation, which it never scans. Otherwise the worker's
+    # first full collection writes to the header of every object it inherited, and the
+    # kernel copies each page it shares with the caller: a worker of a caller holding
+    # 3 million lists grew by 370 MB and ran allocating work 3.7 times slower.
+    gc.freeze()
+    if setup.forked:
+        memory.forked()
+    for connection in inherited:  # the caller's ends of other pipes, copied by fork
+        connection.close()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to handle
+    follow(None, setup.surroundings)  # before the initializer, thread limits or imports
+    release_forkserver_lifeline()
+    if setup.tie_to_parent:
+        die_with_parent()
+    mark_worker_process()
+    if setup.native_threads is not None:  # before the initializer or fn loads a library
+        from ._native_threads import limit_native_threads
+
+        limit_native_threads(setup.native_threads)
+    return setup.init_payload is None or _run_initializer(conn, setup.init_payload)
 
 
 def _answer_chunk(

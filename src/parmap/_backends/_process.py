@@ -5,8 +5,10 @@ Data flow (no background threads; the caller's thread does all the waiting)::
     caller thread                                   worker process i (one per CPU)
     -------------                                   ------------------------------
     ProcessSession.submit(chunk)
-      first chunk of a call: FN_FRAME,
-        then the pickled fn as a frame   ──pipe i──▶ unpickle fn (once per call)
+      first chunk of a call: if the caller's
+        directory, sys.path or environment
+        changed, SURROUNDINGS_FRAME and them ──pipe i──▶ follow the caller
+      FN_FRAME, then the pickled fn      ──pipe i──▶ unpickle fn (once per call)
       pickle ("chunk", start, items)     ──pipe i──▶ recv_bytes, unpickle
         (large ones unframed: _frames.py)
                                                       results = map(fn, items)
@@ -36,6 +38,7 @@ import types
 from typing import Any, Callable, Iterator, NamedTuple, Optional
 
 from .. import _frames as frames
+from .. import _surroundings as surroundings
 from .._errors import (
     SerializationError,
     WorkerCrashedError,
@@ -47,7 +50,13 @@ from .._errors import (
 from .._log import debug
 from .._platform import StartMethod
 from .._serialization import dumps_message, unloadable_results_message
-from .._worker import FN_FRAME, IDLE_EXIT_CODE, WorkerSetup, process_main
+from .._worker import (
+    FN_FRAME,
+    IDLE_EXIT_CODE,
+    SURROUNDINGS_FRAME,
+    WorkerSetup,
+    process_main,
+)
 from . import PROGRESS_SECONDS, Chunk, Running
 
 #: Seconds a worker gets to exit after "stop" or SIGTERM before it is killed.
@@ -60,11 +69,21 @@ IDLE_MARGIN_SECONDS = 1.0
 class _Worker:
     """One worker process, the caller's end of its pipe, and what it is doing."""
 
-    __slots__ = ("call_id", "chunk", "conn", "idle_since", "process", "reported", "tasks")
+    __slots__ = (
+        "call_id",
+        "chunk",
+        "conn",
+        "idle_since",
+        "process",
+        "reported",
+        "surroundings",
+        "tasks",
+    )
 
-    def __init__(self, process: Any, conn: Any) -> None:
+    def __init__(self, process: Any, conn: Any, surroundings: surroundings.Surroundings) -> None:
         self.process = process
         self.conn = conn
+        self.surroundings = surroundings  # the caller's, as the worker last followed them
         self.call_id: Optional[int] = None  # whose fn it holds
         self.chunk: Optional[Chunk] = None  # in flight
         self.reported = 0  # items of that chunk already counted as progress
@@ -154,6 +173,7 @@ class ProcessPool:
             self.start_method == "forkserver"
             or threading.current_thread() is threading.main_thread()
         )
+        now = surroundings.current()
         process = context.Process(
             target=process_main,
             args=(
@@ -165,6 +185,7 @@ class ProcessPool:
                     self.settings.idle_timeout,
                     self.settings.native_threads,
                     forked=self.start_method == "fork",
+                    surroundings=now,
                 ),
             ),
             name="parmap-worker",
@@ -173,7 +194,7 @@ class ProcessPool:
         with _main_module_hidden(self.start_method):
             process.start()
         theirs.close()
-        return _Worker(process, ours)
+        return _Worker(process, ours, now)
 
     def discard(self, worker: _Worker) -> None:
         """Stop *worker* now (it may be running user code) and forget it."""
@@ -286,6 +307,7 @@ class ProcessSession:
         # With progress on, a worker says how far it got every PROGRESS_SECONDS.
         self._report_every = PROGRESS_SECONDS if on_done is not None else None
         self._call_id = next(self._call_ids)
+        self._surroundings = surroundings.current()
         self._idle = list(pool.workers)
         self._busy: dict[Any, _Worker] = {}  # pipe or sentinel -> worker
         self._resent: set[int] = set()  # starts of chunks sent again after an idle exit
@@ -307,10 +329,20 @@ class ProcessSession:
         self._busy[worker.conn] = worker
         self._busy[worker.process.sentinel] = worker
         with contextlib.suppress(OSError):  # a dead worker: wait() reports its sentinel
-            if send_fn:  # its own frame: a large closure is not copied into the message
+            if send_fn:
+                self._send_surroundings(worker)
+                # Its own frame: a large closure is not copied into the message.
                 worker.conn.send_bytes(FN_FRAME)
                 worker.conn.send_bytes(self._fn_payload)
             frames.send(worker.conn, message)
+
+    def _send_surroundings(self, worker: _Worker) -> None:
+        """Tell *worker* where the caller is now, if it does not know (before fn, which
+        may need the caller's sys.path to load)."""
+        if worker.surroundings is not self._surroundings:
+            worker.conn.send_bytes(SURROUNDINGS_FRAME)
+            worker.conn.send_bytes(surroundings.payload(self._surroundings))
+            worker.surroundings = self._surroundings
 
     def poll(self, timeout: float) -> bool:
         """Whether a chunk finished (or a worker died) within *timeout*; collects nothing."""

@@ -1,0 +1,106 @@
+"""The caller's working directory, ``sys.path`` and environment, which workers follow.
+
+``list(map(fn, items))`` runs fn where the caller is now: relative paths resolve
+against its current directory, imports search its ``sys.path``, ``os.environ`` holds
+what it set. A worker process started for the call inherits all three; a warm one was
+started calls ago. So each call takes a snapshot, and a worker that has not followed
+that snapshot yet is sent it before the call's fn (whose unpickling may need
+``sys.path``). A snapshot equal to the last one is the same object, so the usual call,
+where nothing changed, sends nothing and a worker compares nothing.
+
+A worker applies what the caller changed between two snapshots, not the whole of the
+newer one: what the worker set itself (an initializer's ``CUDA_VISIBLE_DEVICES``, the
+native thread limits) stays unless the caller changed the same thing. A new worker
+takes the snapshot as a whole before anything else runs: under forkserver it is a copy
+of the fork server, whose environment is that of the caller when the server started.
+
+Kept import-light: workers import it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import sys
+from typing import NamedTuple, Optional
+
+
+class Surroundings(NamedTuple):
+    """The part of the caller's state a worker follows."""
+
+    cwd: Optional[str]  # None: the caller's directory was removed
+    path: tuple[str, ...]  # sys.path
+    environ: dict[str, str]  # os.environ
+
+
+_last: Optional[Surroundings] = None
+_last_payload: Optional[bytes] = None
+
+
+def current() -> Surroundings:
+    """The caller's surroundings now: the very object of last time if nothing changed
+    (23 us with 35 variables)."""
+    global _last, _last_payload
+    now = Surroundings(_working_directory(), _import_path(), dict(os.environ))
+    last = _last
+    if now == last:
+        return last
+    _last, _last_payload = now, None
+    return now
+
+
+def payload(surroundings: Surroundings) -> bytes:
+    """*surroundings* pickled, once for the latest snapshot however many workers get it."""
+    global _last_payload
+    if surroundings is not _last:
+        return pickle.dumps(surroundings, pickle.HIGHEST_PROTOCOL)
+    if _last_payload is None:
+        _last_payload = pickle.dumps(surroundings, pickle.HIGHEST_PROTOCOL)
+    return _last_payload
+
+
+def _working_directory() -> Optional[str]:
+    try:
+        return os.getcwd()
+    except OSError:  # removed from under the caller: workers stay where they are
+        return None
+
+
+def _import_path() -> tuple[str, ...]:
+    """``sys.path``, with the directory the program started in after ``""``.
+
+    ``""`` is the current directory, which workers share with the caller. A module
+    imported through it before the caller changed directory can only be found again
+    where the program started, where ``multiprocessing`` looks for it too.
+    """
+    path = [entry for entry in sys.path if isinstance(entry, str)]
+    if "" in path:
+        from multiprocessing import process
+
+        started_in = getattr(process, "ORIGINAL_DIR", None)  # not in typeshed
+        if isinstance(started_in, str) and started_in not in path:
+            path.insert(path.index("") + 1, started_in)
+    return tuple(path)
+
+
+def follow(before: Optional[Surroundings], after: Surroundings) -> None:
+    """In a worker: do what the caller did between *before* and *after*; with *before*
+    None (a new worker), take *after* as a whole."""
+    if after.cwd is not None and (before is None or before.cwd != after.cwd):
+        with contextlib.suppress(OSError):  # removed since: stay where the worker is
+            os.chdir(after.cwd)
+    if before is None:
+        sys.path[:] = after.path
+    elif before.path != after.path:
+        own = [entry for entry in sys.path if entry not in before.path]
+        sys.path[:] = after.path + tuple(entry for entry in own if entry not in after.path)
+    _follow_environment(before.environ if before is not None else dict(os.environ), after)
+
+
+def _follow_environment(before: dict[str, str], after: Surroundings) -> None:
+    for name in before.keys() - after.environ.keys():
+        os.environ.pop(name, None)
+    for name, value in after.environ.items():
+        if before.get(name) != value:
+            os.environ[name] = value
