@@ -286,3 +286,10 @@ def setenv(name: str, value: str) -> None:
 
 def read_variables(names: list[str]) -> tuple[str | None, ...]:
     return tuple(os.environ.get(name) for name in names)
+
+
+def draw_from_numpy(_: object) -> tuple[int, float]:
+    """The worker's pid and a number from numpy's global random generator."""
+    import numpy
+
+    return os.getpid(), float(numpy.random.random())

@@ -209,6 +209,7 @@ def _set_up(conn: Any, inherited: Sequence[Any], setup: WorkerSetup) -> bool:
     gc.freeze()
     if setup.forked:
         memory.forked()
+        _reseed_copied_random_state()
     for connection in inherited:  # the caller's ends of other pipes, copied by fork
         connection.close()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to handle
@@ -222,6 +223,21 @@ def _set_up(conn: Any, inherited: Sequence[Any], setup: WorkerSetup) -> bool:
 
         limit_native_threads(setup.native_threads)
     return setup.init_payload is None or _run_initializer(conn, setup.init_payload)
+
+
+def _reseed_copied_random_state() -> None:
+    """Give a forked worker random numbers of its own.
+
+    Python's ``random`` reseeds itself in a forked child; numpy's global generator does
+    not. Once the caller has seeded it or drawn from it, every worker forked from the
+    caller holds the same state: ``np.random.random()`` returned the same numbers in each
+    worker, so half the draws of two workers were repeats. A new seed from the operating
+    system, as a worker started by spawn or forkserver has, before the initializer, which
+    may seed it on purpose.
+    """
+    numpy_random = sys.modules.get("numpy.random")
+    if numpy_random is not None:
+        numpy_random.seed()
 
 
 def _answer_chunk(

@@ -1,5 +1,6 @@
-"""Workers run fn where the caller is now, as ``map`` would: its current directory, its
-``sys.path`` and its environment, even when they changed after the pool started."""
+"""Workers run fn as ``map`` would in the caller: in its current directory, with its
+``sys.path`` and its environment even when they changed after the pool started, and with
+random numbers of their own."""
 
 from __future__ import annotations
 
@@ -13,7 +14,14 @@ import pytest
 import parmap
 from parmap import parallel_map
 
-from helpers import getenv, read_text, read_variables, setenv, working_directory
+from helpers import (
+    draw_from_numpy,
+    getenv,
+    read_text,
+    read_variables,
+    setenv,
+    working_directory,
+)
 
 CALLER_VARIABLE = "PARMAP_TEST_CALLER_VARIABLE"
 WORKER_VARIABLE = "PARMAP_TEST_WORKER_VARIABLE"
@@ -96,3 +104,22 @@ def test_what_a_worker_set_for_itself_stays_when_the_caller_changes_its_environm
     [(worker_set, threads, caller_set)] = before
     assert (worker_set, caller_set) == ("set by the worker", None)
     assert after == {(worker_set, threads, "set by the caller")}
+
+
+def test_workers_draw_different_random_numbers_after_the_caller_seeded_numpy(
+    start_method: str,
+) -> None:
+    """Each worker has its own numpy random state, as in separate interpreters: forked
+    copies of the caller's seeded generator would all draw the same numbers."""
+    numpy = pytest.importorskip("numpy")
+    saved = numpy.random.get_state()
+    numpy.random.seed(1)
+    try:
+        draws = parallel_map(
+            draw_from_numpy, range(16), 2, 1, start_method=start_method, serial_fallback=False
+        )
+    finally:
+        numpy.random.set_state(saved)
+    assert len({pid for pid, _ in draws}) == 2, "both workers must draw for the test to count"
+    numbers = [number for _, number in draws]
+    assert len(set(numbers)) == len(numbers), sorted(numbers)
