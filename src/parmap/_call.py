@@ -522,6 +522,7 @@ class Call:
                     done + len(found.results),
                     found.seconds * 1000,
                 )
+                self._count_missed_savings(found, done + len(found.results))
                 yield found.results
                 return None
             verdict = self._verdict(found, done + len(found.results))
@@ -686,6 +687,8 @@ class Call:
                 return True
         if self.total is None:
             return False
+        if _missed_savings > 0.0 and self._start_pays_with_missed_savings(found):
+            return True  # the verdict starts the workers (_cold_start_pays_over_calls)
         remaining = self.total - done - len(found.results)
         return self._clearly_parallel(remaining, found.item_seconds(), start_seconds)
 
@@ -795,22 +798,50 @@ class Call:
         never pays off the start in one call, yet gains from it over all of them.
         """
         global _missed_savings
-        if self.options.backend != "process" or costs.start <= WARM_START_SECONDS:
+        if not self._start_is_costly(costs):
             return False
-        # What warm workers would save a call like this one, which would then probe for
-        # only a millisecond: the whole input counts, not just what is left of it.
         items = self.total if self.total is not None else remaining
-        warm = costs._replace(start=WARM_START_SECONDS)
-        item_seconds, workers = found.item_seconds(), self.options.workers
-        if not parallel_pays_off(item_seconds, items, workers, warm):
-            return False
-        parallel = parallel_seconds(item_seconds, items, workers, warm)
-        _missed_savings += items * item_seconds - parallel
+        _missed_savings += self._warm_savings(found, items, costs)
         if _missed_savings < costs.start:
             return False
         _missed_savings = 0.0
         debug("warm workers would have saved more than their start by now: starting them")
         return True
+
+    def _count_missed_savings(self, found: Probe, items: int) -> None:
+        """A call whose whole input ran in the probe adds what warm workers would have
+        saved it too. Under spawn and forkserver the probe lasts as long as a start
+        (0.3 s, 0.1 s), so 64 items of 1 ms always end inside it: uncounted, 50 such
+        calls all ran in the caller, none faster than map."""
+        global _missed_savings
+        if self.options.backend != "process" or found.work_seconds() < MIN_PROBE_SECONDS:
+            return  # too little work for workers to save any (8 trivial items: cheap)
+        costs = self._costs(self._send_seconds(found))
+        if self._start_is_costly(costs):
+            _missed_savings += self._warm_savings(found, items, costs)
+
+    def _start_pays_with_missed_savings(self, found: Probe) -> bool:
+        """Whether what earlier calls missed plus what warm workers would save this one
+        reach the cost of starting them: then the probe can stop, as its verdict will
+        be to start them."""
+        assert self.total is not None
+        costs = self._costs(self._send_seconds(found))
+        if not self._start_is_costly(costs):
+            return False
+        return _missed_savings + self._warm_savings(found, self.total, costs) >= costs.start
+
+    def _start_is_costly(self, costs: Costs) -> bool:
+        """Whether this call would have to start worker processes (no warm pool fits)."""
+        return self.options.backend == "process" and costs.start > WARM_START_SECONDS
+
+    def _warm_savings(self, found: Probe, items: int, costs: Costs) -> float:
+        """Seconds warm workers would save a call of *items* items priced as *found*
+        measured them, probing only a millisecond; 0 if they would not pay off."""
+        warm = costs._replace(start=WARM_START_SECONDS)
+        item_seconds, workers = found.item_seconds(), self.options.workers
+        if not parallel_pays_off(item_seconds, items, workers, warm):
+            return 0.0
+        return items * item_seconds - parallel_seconds(item_seconds, items, workers, warm)
 
     def _warm_pool_waits(self) -> bool:
         """Whether started workers with this call's settings are there to check out."""

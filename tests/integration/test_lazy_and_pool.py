@@ -576,24 +576,30 @@ def _busy_then_pid(x: int) -> int:
 
 
 def test_repeated_small_calls_start_workers_once_they_add_up(
-    monkeypatch: pytest.MonkeyPatch,
+    start_method: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No single call of 40 items of 0.6 ms pays for starting workers; a run of them does.
 
     The first call stays in the caller; the time warm workers would have saved adds up
     over the calls until it pays for their start, and from then on the calls use them.
+    Under spawn and forkserver the probe lasts as long as a start costs (0.3 s, 0.1 s),
+    so each call's whole input runs inside it, and must count all the same.
     """
     parmap.shutdown()
     monkeypatch.setattr(parmap._call, "_missed_savings", 0.0)
     items = [1000] * 40
-    first = parallel_map(_busy_then_pid, items, 2)
-    assert set(first) == {os.getpid()}
+
+    def uses_workers() -> bool:
+        pids = parallel_map(_busy_then_pid, items, 2, start_method=start_method)
+        return set(pids) != {os.getpid()}
+
+    assert not uses_workers()
     assert worker_processes() == []
-    used_workers = []
-    for _ in range(30):
-        used_workers.append(set(parallel_map(_busy_then_pid, items, 2)) != {os.getpid()})
-    assert any(used_workers), "workers were never started"
-    assert used_workers[-1], "the last calls should use the warm workers"
+    calls = 1
+    while not uses_workers():
+        calls += 1
+        assert calls < 100, "workers were never started"
+    assert uses_workers(), "the next call should use the warm workers"
 
 
 def _slow_then_pid(x: int) -> int:
