@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import START_METHODS
 from support import describe, run_python
 
 MAP_MAIN_FUNCTION = """
@@ -430,3 +431,67 @@ def test_a_call_that_stays_in_the_caller_imports_neither_multiprocessing_nor_pic
     result = run_python(code, how="-c")
     assert result.returncode == 0, describe(result)
     assert result.stdout.split("\n")[:2] == ["True", "[]"], describe(result)
+
+
+OUT_OF_DESCRIPTORS = """
+import errno
+import os
+from parmap import parallel_map
+
+def triple(x):
+    return 3 * x
+
+if __name__ == "__main__":
+    filler = []
+    while True:  # take every descriptor but a few: not enough for four workers
+        try:
+            filler.append(os.open(os.devnull, os.O_RDONLY))
+        except OSError:
+            break
+    for _ in range(6):
+        os.close(filler.pop())
+    options = dict(workers=4, start_method={method!r}, serial_fallback=False)
+    try:
+        parallel_map(triple, range(16), **options)
+    except OSError as error:
+        print("errno", errno.errorcode.get(error.errno))
+        print("notes", getattr(error, "__notes__", None))
+    for fd in filler:
+        os.close(fd)
+    print("next call", parallel_map(triple, range(16), **options) == [3 * x for x in range(16)])
+"""
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts descriptors on Linux")
+def test_running_out_of_descriptors_says_so_and_the_next_call_works(
+    start_method: str, tmp_path: Path
+) -> None:
+    """A worker that cannot start for want of file descriptors raises the OSError, with
+    a note naming the limit and the fix; once descriptors are free again, the next call
+    starts the missing workers and returns every result."""
+    result = run_python(OUT_OF_DESCRIPTORS.format(method=start_method), tmp_path=tmp_path)
+    assert result.returncode == 0, describe(result)
+    assert "errno EMFILE" in result.stdout, describe(result)
+    assert "could not start worker" in result.stdout, describe(result)
+    assert "ulimit -n" in result.stdout, describe(result)
+    assert "next call True" in result.stdout, describe(result)
+
+
+@pytest.mark.skipif("forkserver" not in START_METHODS, reason="needs the forkserver method")
+def test_a_temporary_directory_too_long_for_the_fork_server_is_named(tmp_path: Path) -> None:
+    """The fork server's socket lives in the temporary directory, and a socket address
+    holds about 100 bytes: the error says which directory and how to get around it."""
+    long_directory = tmp_path / ("d" * 60) / ("e" * 60)
+    long_directory.mkdir(parents=True)
+    code = """
+    from parmap import parallel_map
+    try:
+        parallel_map(abs, range(8), 2, start_method="forkserver", serial_fallback=False)
+    except OSError as error:
+        print(error, getattr(error, "__notes__", None))
+    """
+    result = run_python(code, tmp_path=tmp_path, env={"TMPDIR": str(long_directory)})
+    assert result.returncode == 0, describe(result)
+    assert "AF_UNIX path too long" in result.stdout, describe(result)
+    assert str(long_directory) in result.stdout, describe(result)
+    assert 'start_method="spawn"' in result.stdout, describe(result)

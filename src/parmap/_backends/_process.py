@@ -27,6 +27,7 @@ replaced on the next call, so nothing keeps running in the background.
 from __future__ import annotations
 
 import contextlib
+import errno
 import multiprocessing
 import multiprocessing.connection
 import pickle
@@ -162,6 +163,35 @@ class ProcessPool:
         return [w for w in self.workers if w.idle_since < limit]
 
     def _launch(self) -> _Worker:
+        try:
+            return self._start_worker()
+        except OSError as exc:  # out of descriptors, processes or memory; a bad TMPDIR
+            add_note(exc, self._launch_failure_note(exc))
+            raise
+
+    def _launch_failure_note(self, exc: OSError) -> str:
+        """What to do about *exc*, raised while starting a worker."""
+        started = f"parmap: could not start worker {len(self.workers) + 1} of {self.size} "
+        started += f"({self.start_method})"
+        if exc.errno in (errno.EMFILE, errno.ENFILE):
+            return (
+                f"{started}: each worker holds two file descriptors of the caller's. "
+                "Raise the limit of open files (ulimit -n) or pass fewer workers."
+            )
+        if exc.errno in (errno.EAGAIN, errno.ENOMEM):
+            return f"{started}: the system refused another process. Pass fewer workers."
+        if "AF_UNIX path too long" in str(exc):
+            import tempfile
+
+            return (
+                f"{started}: the fork server's socket goes in the temporary directory "
+                f"{tempfile.gettempdir()!r}, whose path is too long for a socket address. "
+                "Set TMPDIR to a shorter directory (such as /tmp), or pass "
+                'start_method="spawn".'
+            )
+        return f"{started}."
+
+    def _start_worker(self) -> _Worker:
         context: Any = multiprocessing.get_context(self.start_method)
         ours, theirs = context.Pipe(duplex=True)
         # A forked child inherits every descriptor; it must close the caller's ends,
@@ -191,9 +221,14 @@ class ProcessPool:
             name="parmap-worker",
             daemon=False,  # fn may start processes of its own
         )
-        with _main_module_hidden(self.start_method):
-            process.start()
-        theirs.close()
+        try:
+            with _main_module_hidden(self.start_method):
+                process.start()
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
         return _Worker(process, ours, now)
 
     def discard(self, worker: _Worker) -> None:
