@@ -32,7 +32,7 @@ from typing import (
 )
 
 from ._backends import Chunk, Session
-from ._callables import function_inside
+from ._callables import function_inside, pickled_by_name
 from ._chunking import (
     Costs,
     chunk_size,
@@ -323,23 +323,42 @@ class Call:
         return executor_session(options.backend, self.fn, options.workers, self._on_done())
 
     def _open_early_session(self, mid_item: bool) -> Optional[Session]:
-        """A session for work handed out early; None if one can only be had by forking
-        while fn's first item runs in the caller (*mid_item*, in a signal handler).
+        """A session for work handed out early; None if that would mean forking, or
+        pickling fn or the initializer by value, while fn's first item runs in the
+        caller (*mid_item*, in a signal handler).
 
-        A fork copies the caller as it is at that moment: a module fn is importing half
-        imported, a lock fn holds held, a cache it fills half filled. A worker would then
-        fail (``partially initialized module``) or wait for ever on that lock. So under
-        fork, work goes out early only to workers already running; starting them waits
-        until the item is over.
+        Either copies the caller as it is at that moment: a module fn is importing half
+        imported, a lock fn holds held, a cache or setting it fills half filled. A
+        forked worker would then fail (``partially initialized module``) or wait for
+        ever on that lock; a fn sent by value would take the half-filled globals with
+        it (``KeyError`` for the setting not made yet). So under fork, work goes out
+        early only to workers already running; and a fn that pickles by value goes out
+        only once the item is over, though under spawn and forkserver the workers start
+        booting meanwhile.
         """
-        if mid_item and self.backend_name == "process" and self._start_method() == "fork":
-            if not self._warm_pool_waits():  # nor stop another pool here, which takes time
-                return None
-            pool = self._acquire_pool()
-            if pool is None or pool.needs_launch():
-                return None
-            return self._open_session(launch=False)
-        return self._open_session()
+        if not mid_item or self.backend_name != "process":
+            return self._open_session()
+        fork = self._start_method() == "fork"
+        pool = self._pool_to_use_mid_item(fork)
+        if pool is None:
+            return None
+        if self._fn_bytes is None and not pickled_by_name(self.fn):
+            if not fork:
+                pool.start()  # fresh interpreters: they boot while the item runs
+            return None
+        if fork and pool.needs_launch():
+            return None
+        return self._open_session(launch=not fork)
+
+    def _pool_to_use_mid_item(self, fork: bool) -> Optional[ProcessPool]:
+        """The call's pool, checked out in the middle of fn's first item; None where that
+        would pickle the initializer by value, or where under *fork* no warm pool fits."""
+        initializer = self.options.initializer
+        if self._settings is None and initializer is not None and not pickled_by_name(initializer):
+            return None  # its pickle, part of the pool's settings, could copy half a state
+        if fork and not self._warm_pool_waits():  # nor stop another pool here, which takes time
+            return None
+        return self._acquire_pool()
 
     def _thread_session(self) -> ExecutorSession:
         from ._backends._executor import thread_session
@@ -500,13 +519,8 @@ class Call:
                 raise early.error
             if early.immediate:
                 return (yield from self._after_handing_out(early, found))
+            found = early.not_counting_the_handler(found)
             if early.session is not None:
-                # The handler ran inside the first item: its time is not fn's (it took up
-                # to 5 ms, which made a 5 ms item look like 10).
-                found = found._replace(
-                    seconds=max(0.0, found.seconds - early.alarm_seconds),
-                    cpu_seconds=max(0.0, found.cpu_seconds - early.alarm_cpu_seconds),
-                )
                 item_seconds = found.item_seconds()
                 # The next call with this fn hands out work at once instead of leaving
                 # a worker idle while the caller times an item again.

@@ -13,6 +13,7 @@ from __future__ import annotations
 import pickle
 from typing import Any, Callable, Sequence
 
+from ._callables import importable_by_reference
 from ._errors import SerializationError
 from ._frames import PROTOCOL, Pickled, pickle_apart
 
@@ -29,7 +30,7 @@ def describe_callable(fn: object) -> str:
 def dumps_callable(fn: Callable[..., Any], role: str = "fn") -> bytes:
     """Pickle *fn* by reference where a worker can import it, else by value."""
     try:
-        if _importable_by_reference(fn):
+        if importable_by_reference(fn):
             # By value after all if it fails, or points into __main__ (a partial, say).
             return dumps_portable(fn)
         import cloudpickle
@@ -57,15 +58,6 @@ def dumps_initializer(initializer: Callable[..., object], initargs: tuple[Any, .
             f"Pass picklable initargs, {_THREAD_HINT}."
         )
         raise SerializationError(msg) from exc
-
-
-def _importable_by_reference(fn: object) -> bool:
-    """False for what a fresh worker could not import: ``__main__``, lambdas, locals."""
-    module = getattr(fn, "__module__", None)
-    qualname = getattr(fn, "__qualname__", "")
-    if module in (None, "__main__", "__mp_main__"):
-        return False
-    return "<lambda>" not in qualname and "<locals>" not in qualname
 
 
 def dumps_message(message: tuple[Any, ...], items: Sequence[Any], start: int) -> Pickled:

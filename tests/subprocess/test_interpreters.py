@@ -433,6 +433,45 @@ def test_a_call_that_stays_in_the_caller_imports_neither_multiprocessing_nor_pic
     assert result.stdout.split("\n")[:2] == ["True", "[]"], describe(result)
 
 
+SET_UP_IN_TWO_STEPS = """
+import time
+from parmap import parallel_map
+
+settings = {{}}
+
+def busy(seconds):
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        pass
+
+def scaled(x):
+    if not settings:  # set up on first use, in two steps
+        settings["factor"] = 2
+        busy(0.4)
+        settings["offset"] = 1
+    return x * settings["factor"] + settings["offset"]
+
+if __name__ == "__main__":
+    options = dict(workers=2, start_method={method!r})
+    if {warm}:
+        parallel_map(abs, range(6), serial_fallback=False, **options)
+    print(parallel_map(scaled, range(40), timeout=30, **options) == [2 * x + 1 for x in range(40)])
+"""
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
+def test_fn_sent_by_value_is_not_pickled_in_the_middle_of_its_first_item(
+    start_method: str, warm: bool, tmp_path: Path
+) -> None:
+    """A function from the script travels by value with the globals it uses. Pickled
+    while the caller ran its first item (the timer's early start), it took a set-up
+    half done to the workers: they raised KeyError for the setting not made yet."""
+    script = SET_UP_IN_TWO_STEPS.format(method=start_method, warm=warm)
+    result = run_python(script, tmp_path=tmp_path)
+    assert result.returncode == 0, describe(result)
+    assert result.stdout.split() == ["True"], describe(result)
+
+
 OUT_OF_DESCRIPTORS = """
 import errno
 import os
