@@ -39,7 +39,7 @@ import types
 from typing import Any, Callable, Iterator, NamedTuple, Optional
 
 from .. import _frames as frames
-from .. import _surroundings as surroundings
+from .. import _surroundings
 from .._errors import (
     SerializationError,
     WorkerCrashedError,
@@ -81,7 +81,7 @@ class _Worker:
         "tasks",
     )
 
-    def __init__(self, process: Any, conn: Any, surroundings: surroundings.Surroundings) -> None:
+    def __init__(self, process: Any, conn: Any, surroundings: _surroundings.Surroundings) -> None:
         self.process = process
         self.conn = conn
         self.surroundings = surroundings  # the caller's, as the worker last followed them
@@ -203,7 +203,7 @@ class ProcessPool:
             self.start_method == "forkserver"
             or threading.current_thread() is threading.main_thread()
         )
-        now = surroundings.current()
+        now = _surroundings.current()
         process = context.Process(
             target=process_main,
             args=(
@@ -342,7 +342,7 @@ class ProcessSession:
         # With progress on, a worker says how far it got every PROGRESS_SECONDS.
         self._report_every = PROGRESS_SECONDS if on_done is not None else None
         self._call_id = next(self._call_ids)
-        self._surroundings = surroundings.current()
+        self._surroundings = _surroundings.current()
         self._idle = list(pool.workers)
         self._busy: dict[Any, _Worker] = {}  # pipe or sentinel -> worker
         self._resent: set[int] = set()  # starts of chunks sent again after an idle exit
@@ -376,7 +376,7 @@ class ProcessSession:
         may need the caller's sys.path to load)."""
         if worker.surroundings is not self._surroundings:
             worker.conn.send_bytes(SURROUNDINGS_FRAME)
-            worker.conn.send_bytes(surroundings.payload(self._surroundings))
+            worker.conn.send_bytes(_surroundings.payload(self._surroundings))
             worker.surroundings = self._surroundings
 
     def poll(self, timeout: float) -> bool:
