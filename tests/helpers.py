@@ -293,3 +293,8 @@ def draw_from_numpy(_: object) -> tuple[int, float]:
     import numpy
 
     return os.getpid(), float(numpy.random.random())
+
+
+def recursion_depth(n: int) -> int:
+    """n, counted by recursing n levels deep."""
+    return 0 if n == 0 else 1 + recursion_depth(n - 1)

@@ -1,12 +1,15 @@
-"""The caller's working directory, ``sys.path`` and environment, which workers follow.
+"""The caller's working directory, ``sys.path``, environment and recursion limit, which
+workers follow.
 
 ``list(map(fn, items))`` runs fn where the caller is now: relative paths resolve
 against its current directory, imports search its ``sys.path``, ``os.environ`` holds
-what it set. A worker process started for the call inherits all three; a warm one was
-started calls ago. So each call takes a snapshot, and a worker that has not followed
-that snapshot yet is sent it before the call's fn (whose unpickling may need
-``sys.path``). A snapshot equal to the last one is the same object, so the usual call,
-where nothing changed, sends nothing and a worker compares nothing.
+what it set, and recursion goes as deep as ``sys.setrecursionlimit`` allows. A worker
+started by fork for the call inherits all four; a warm one was started calls ago, and
+one started by spawn or forkserver has its own recursion limit. So each call takes a
+snapshot, and a worker that has not followed that snapshot yet is sent it before the
+call's fn (whose unpickling may need ``sys.path``). A snapshot equal to the last one is
+the same object, so the usual call, where nothing changed, sends nothing and a worker
+compares nothing.
 
 A worker applies what the caller changed between two snapshots, not the whole of the
 newer one: what the worker set itself (an initializer's ``CUDA_VISIBLE_DEVICES``, the
@@ -32,6 +35,7 @@ class Surroundings(NamedTuple):
     cwd: Optional[str]  # None: the caller's directory was removed
     path: tuple[str, ...]  # sys.path
     environ: dict[str, str]  # os.environ
+    recursion_limit: int  # sys.getrecursionlimit()
 
 
 _last: Optional[Surroundings] = None
@@ -42,7 +46,9 @@ def current() -> Surroundings:
     """The caller's surroundings now: the very object of last time if nothing changed
     (23 us with 35 variables)."""
     global _last, _last_payload
-    now = Surroundings(_working_directory(), _import_path(), dict(os.environ))
+    now = Surroundings(
+        _working_directory(), _import_path(), dict(os.environ), sys.getrecursionlimit()
+    )
     last = _last
     if now == last:
         return last
@@ -96,6 +102,8 @@ def follow(before: Optional[Surroundings], after: Surroundings) -> None:
         own = [entry for entry in sys.path if entry not in before.path]
         sys.path[:] = after.path + tuple(entry for entry in own if entry not in after.path)
     _follow_environment(before.environ if before is not None else dict(os.environ), after)
+    if before is None or before.recursion_limit != after.recursion_limit:
+        sys.setrecursionlimit(after.recursion_limit)
 
 
 def _follow_environment(before: dict[str, str], after: Surroundings) -> None:

@@ -1,6 +1,6 @@
 """Workers run fn as ``map`` would in the caller: in its current directory, with its
-``sys.path`` and its environment even when they changed after the pool started, and with
-random numbers of their own."""
+``sys.path``, its environment and its recursion limit even when they changed after the
+pool started, and with random numbers of their own."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from helpers import (
     getenv,
     read_text,
     read_variables,
+    recursion_depth,
     setenv,
     working_directory,
 )
@@ -84,6 +85,21 @@ def test_workers_import_from_a_directory_the_caller_added_to_sys_path(
         ) == [3 * x for x in range(8)]
     finally:
         del sys.modules[name]
+
+
+def test_workers_recurse_as_deep_as_the_caller_allows(
+    start_method: str, pool_after_change: str
+) -> None:
+    """``sys.setrecursionlimit`` in the caller holds in the workers: a warm worker had
+    the limit of its start, one started by spawn or forkserver its own default."""
+    depth = 3 * sys.getrecursionlimit()
+    saved = sys.getrecursionlimit()
+    sys.setrecursionlimit(depth + 1000)
+    try:
+        settle(pool_after_change)
+        assert on_workers(recursion_depth, [depth] * 4, start_method) == {depth}
+    finally:
+        sys.setrecursionlimit(saved)
 
 
 def test_what_a_worker_set_for_itself_stays_when_the_caller_changes_its_environment(
