@@ -52,6 +52,8 @@ from ._platform import (
 from ._progress import ProgressReporter, make_reporter
 from ._scheduler import Deadline, iter_chunks, run_chunks
 from ._serial import SERIAL_BATCH, Probe, extend_serially, probe, run_serially
+from ._surroundings import Surroundings
+from ._surroundings import current as current_surroundings
 
 if TYPE_CHECKING:
     from ._backends._executor import ExecutorSession, StartMark
@@ -176,6 +178,9 @@ class Call:
         self.pool: Optional[ProcessPool] = None
         self._settings: Optional[PoolSettings] = None
         self._fn_bytes: Optional[bytes] = None
+        # The caller's directory, sys.path, environment and recursion limit for the
+        # workers, taken before fn's first item runs here (None: when a session opens).
+        self._surroundings: Optional[Surroundings] = None
         self._release_pool: Callable[[ProcessPool], None] = lambda pool: None
         self._looked_again = False  # _look_again ran: a call takes one second look
         # (sample, its length, seconds to send one item): a probe's price, shared by its
@@ -313,7 +318,13 @@ class Call:
         if pool is not None:
             from ._backends._process import ProcessSession
 
-            return ProcessSession(pool, self._fn_payload(), self._on_done(), launch=launch)
+            return ProcessSession(
+                pool,
+                self._fn_payload(),
+                self._on_done(),
+                launch=launch,
+                surroundings=self._surroundings,
+            )
         options = self.options
         if options.backend == "thread":
             return self._thread_session()
@@ -344,7 +355,7 @@ class Call:
             return None
         if self._fn_bytes is None and not pickled_by_name(self.fn):
             if not fork:
-                pool.start()  # fresh interpreters: they boot while the item runs
+                pool.start(self._surroundings)  # fresh interpreters: they boot meanwhile
             return None
         if fork and pool.needs_launch():
             return None
@@ -501,6 +512,8 @@ class Call:
                 first_item: Callable[[], contextlib.AbstractContextManager[None]]
                 first_item = contextlib.nullcontext
                 if self.options.backend == "process" and done == 0 and self.total != 1:
+                    # What the timer's handler tells the workers, taken before fn runs.
+                    self._surroundings = current_surroundings()
                     # A known fn keeps the timer's tick floor; a new one gets its budget.
                     shortest = MIN_ALARM_SECONDS if _timed_before(self.fn) else 0.0
                     first_item = partial(early.armed, budget, 1, shortest)

@@ -472,6 +472,54 @@ def test_fn_sent_by_value_is_not_pickled_in_the_middle_of_its_first_item(
     assert result.stdout.split() == ["True"], describe(result)
 
 
+ELSEWHERE_FOR_A_WHILE = """
+import os
+import tempfile
+import time
+
+def busy(seconds):
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        pass
+
+def where(x):
+    if x == 0:  # works in a folder of its own for a while, then comes back
+        home = os.getcwd()
+        with tempfile.TemporaryDirectory() as folder:
+            os.chdir(folder)
+            try:
+                busy(0.4)
+            finally:
+                os.chdir(home)
+    return os.getcwd()
+"""
+
+MAP_WHERE = """
+import os
+import elsewhere
+from parmap import parallel_map
+
+if __name__ == "__main__":
+    options = dict(workers=2, start_method={method!r})
+    if {warm}:
+        parallel_map(abs, range(6), serial_fallback=False, **options)
+    print(set(parallel_map(elsewhere.where, range(40), timeout=30, **options)) == {{os.getcwd()}})
+"""
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
+def test_workers_take_the_callers_directory_from_before_the_first_item(
+    start_method: str, warm: bool, tmp_path: Path
+) -> None:
+    """Work handed out while the first item runs in the caller goes with the caller's
+    directory as it was before that item: one the item moved to for a while is not
+    where the caller is (nor, soon after, anywhere)."""
+    (tmp_path / "elsewhere.py").write_text(textwrap.dedent(ELSEWHERE_FOR_A_WHILE))
+    result = run_python(MAP_WHERE.format(method=start_method, warm=warm), tmp_path=tmp_path)
+    assert result.returncode == 0, describe(result)
+    assert result.stdout.split() == ["True"], describe(result)
+
+
 OUT_OF_DESCRIPTORS = """
 import errno
 import os

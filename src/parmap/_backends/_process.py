@@ -123,8 +123,9 @@ class ProcessPool:
     def started(self) -> bool:
         return len(self.workers) == self.size
 
-    def start(self) -> None:
+    def start(self, surroundings: Optional[_surroundings.Surroundings] = None) -> None:
         """Replace dead workers and start missing ones; does not wait for them to boot.
+        New workers take *surroundings* (by default the caller's now).
 
         A worker close to its idle timeout is replaced too: it may be exiting right now,
         and work sent to it then would look like a crash.
@@ -136,7 +137,7 @@ class ProcessPool:
         if missing > 0:
             began = time.perf_counter()
             for _ in range(missing):
-                self.workers.append(self._launch())
+                self.workers.append(self._launch(surroundings))
             debug(
                 "started %d %s worker(s) in %.1f ms",
                 missing,
@@ -162,9 +163,9 @@ class ProcessPool:
         limit = time.monotonic() - (timeout - min(IDLE_MARGIN_SECONDS, timeout / 4))
         return [w for w in self.workers if w.idle_since < limit]
 
-    def _launch(self) -> _Worker:
+    def _launch(self, surroundings: Optional[_surroundings.Surroundings] = None) -> _Worker:
         try:
-            return self._start_worker()
+            return self._start_worker(surroundings or _surroundings.current())
         except OSError as exc:  # out of descriptors, processes or memory; a bad TMPDIR
             add_note(exc, self._launch_failure_note(exc))
             raise
@@ -191,7 +192,7 @@ class ProcessPool:
             )
         return f"{started}."
 
-    def _start_worker(self) -> _Worker:
+    def _start_worker(self, surroundings: _surroundings.Surroundings) -> _Worker:
         context: Any = multiprocessing.get_context(self.start_method)
         ours, theirs = context.Pipe(duplex=True)
         # A forked child inherits every descriptor; it must close the caller's ends,
@@ -203,7 +204,6 @@ class ProcessPool:
             self.start_method == "forkserver"
             or threading.current_thread() is threading.main_thread()
         )
-        now = _surroundings.current()
         process = context.Process(
             target=process_main,
             args=(
@@ -215,7 +215,7 @@ class ProcessPool:
                     self.settings.idle_timeout,
                     self.settings.native_threads,
                     forked=self.start_method == "fork",
-                    surroundings=now,
+                    surroundings=surroundings,
                 ),
             ),
             name="parmap-worker",
@@ -229,7 +229,7 @@ class ProcessPool:
             raise
         finally:
             theirs.close()
-        return _Worker(process, ours, now)
+        return _Worker(process, ours, surroundings)
 
     def discard(self, worker: _Worker) -> None:
         """Stop *worker* now (it may be running user code) and forget it."""
@@ -333,16 +333,19 @@ class ProcessSession:
         on_done: Optional[Callable[[int], None]] = None,
         *,
         launch: bool = True,
+        surroundings: Optional[_surroundings.Surroundings] = None,
     ) -> None:
+        # The caller's, as the call found them before its first item (fn may change
+        # directory or environment for a while), else as they are now.
+        self._surroundings = surroundings or _surroundings.current()
         if launch:  # else the caller has checked that none is needed (needs_launch)
-            pool.start()
+            pool.start(self._surroundings)
         self._pool = pool
         self._fn_payload = fn_payload
         self._on_done = on_done
         # With progress on, a worker says how far it got every PROGRESS_SECONDS.
         self._report_every = PROGRESS_SECONDS if on_done is not None else None
         self._call_id = next(self._call_ids)
-        self._surroundings = _surroundings.current()
         self._idle = list(pool.workers)
         self._busy: dict[Any, _Worker] = {}  # pipe or sentinel -> worker
         self._resent: set[int] = set()  # starts of chunks sent again after an idle exit
