@@ -298,3 +298,15 @@ def draw_from_numpy(_: object) -> tuple[int, float]:
 def recursion_depth(n: int) -> int:
     """n, counted by recursing n levels deep."""
     return 0 if n == 0 else 1 + recursion_depth(n - 1)
+
+
+def logged_long_first_item(x: int) -> int:
+    """Item 0 logs as it starts and ends, 0.4 s apart; the others return at once."""
+    if x == 0:
+        import logging
+
+        log = logging.getLogger("tests.first_item")
+        log.warning("first item starts")
+        busy_for(0.4)
+        log.warning("first item ends")
+    return x

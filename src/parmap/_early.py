@@ -44,6 +44,7 @@ from itertools import islice
 from types import FrameType
 from typing import Any, Callable, Iterator, Optional
 
+from . import _log
 from ._backends import Chunk, Session
 from ._serial import FULL_CPU_SHARE, Probe, voluntary_switches, waits_since
 
@@ -108,6 +109,7 @@ class EarlyDispatch:
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             raw_signal.signal(signal.SIGALRM, previous)
+            _log.release()  # what the handler had to say, now that the item is over
 
     def not_counting_the_handler(self, found: Probe) -> Probe:
         """*found* without the time the timer's handler took inside the first item,
@@ -137,14 +139,13 @@ class EarlyDispatch:
             rest = max(self._cpu_budget - computed, self._shortest)
             signal.setitimer(signal.ITIMER_REAL, rest)
             return
+        _log.hold()  # this may have interrupted a write to the log's stream
         self._hand_out(mid_item=True)
         self.alarm_seconds += time.perf_counter() - began
         self.alarm_cpu_seconds += time.thread_time() - began_cpu
 
     def _hand_out(self, *, mid_item: bool) -> None:
         """Submit items to free workers; *mid_item*: from the timer, inside fn's item."""
-        # No logging here: this may run in a signal handler that interrupted a write
-        # to the same stream.
         try:
             session = self._open_session(mid_item)
         except Exception:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 
 import pytest
@@ -11,8 +12,10 @@ import parmap._call
 from parmap import SerializationError, parallel_imap, parallel_map
 
 from helpers import (
+    START_METHODS,
     busy_for,
     identity,
+    logged_long_first_item,
     pid_of,
     slow_tagged,
     slow_then_fail_at_zero,
@@ -177,3 +180,18 @@ def test_a_thread_call_returns_its_results_without_waiting_for_its_threads_to_ex
     parmap.shutdown()  # joins the kept threads
     assert seen_at_exit, "no thread exited"
     assert all(seen_at_exit), seen_at_exit
+
+
+@pytest.mark.parametrize("method", [m for m in START_METHODS if m != "fork"])
+def test_the_timers_log_lines_wait_for_the_first_item_to_end(
+    method: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The timer that starts workers during a long first item interrupts fn, maybe in
+    the middle of a write to the log's stream: what it logs comes after the item."""
+    parmap.shutdown()
+    caplog.set_level(logging.DEBUG)
+    assert parallel_map(logged_long_first_item, range(8), 2, start_method=method) == list(range(8))
+    messages = [record.getMessage() for record in caplog.records]
+    started = [i for i, m in enumerate(messages) if m.startswith(f"started 2 {method} worker")]
+    assert started, messages
+    assert messages.index("first item ends") < started[0], messages
