@@ -473,24 +473,24 @@ def test_fn_sent_by_value_is_not_pickled_in_the_middle_of_its_first_item(
 
 
 ELSEWHERE_FOR_A_WHILE = """
+import multiprocessing
 import os
 import tempfile
 import time
 
-def busy(seconds):
-    deadline = time.perf_counter() + seconds
-    while time.perf_counter() < deadline:
-        pass
-
 def where(x):
-    if x == 0:  # works in a folder of its own for a while, then comes back
-        home = os.getcwd()
-        with tempfile.TemporaryDirectory() as folder:
-            os.chdir(folder)
-            try:
-                busy(0.4)
-            finally:
-                os.chdir(home)
+    if x == 0:  # works in a folder of its own, then comes back and removes it
+        home, folder = os.getcwd(), tempfile.mkdtemp()
+        before = {p.pid for p in multiprocessing.active_children()}
+        os.chdir(folder)
+        try:
+            deadline = time.perf_counter() + 0.5
+            while time.perf_counter() < deadline:  # leave as soon as new workers exist
+                if {p.pid for p in multiprocessing.active_children()} - before:
+                    break
+        finally:
+            os.chdir(home)
+            os.rmdir(folder)
     return os.getcwd()
 """
 
@@ -511,9 +511,10 @@ if __name__ == "__main__":
 def test_workers_take_the_callers_directory_from_before_the_first_item(
     start_method: str, warm: bool, tmp_path: Path
 ) -> None:
-    """Work handed out while the first item runs in the caller goes with the caller's
-    directory as it was before that item: one the item moved to for a while is not
-    where the caller is (nor, soon after, anywhere)."""
+    """Workers started, and work handed out, while the first item runs in the caller
+    go with the caller's directory as it was before that item. The item works in a
+    folder of its own and removes it as soon as new workers exist: spawn workers then
+    failed to start (their directory was gone), and warm ones went to that folder."""
     (tmp_path / "elsewhere.py").write_text(textwrap.dedent(ELSEWHERE_FOR_A_WHILE))
     result = run_python(MAP_WHERE.format(method=start_method, warm=warm), tmp_path=tmp_path)
     assert result.returncode == 0, describe(result)

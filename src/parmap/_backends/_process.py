@@ -30,6 +30,7 @@ import contextlib
 import errno
 import multiprocessing
 import multiprocessing.connection
+import os
 import pickle
 import signal
 import sys
@@ -222,7 +223,10 @@ class ProcessPool:
             daemon=False,  # fn may start processes of its own
         )
         try:
-            with _main_module_hidden(self.start_method):
+            with (
+                _main_module_hidden(self.start_method),
+                _working_in(surroundings.cwd if self.start_method != "fork" else None),
+            ):
                 process.start()
         except BaseException:
             ours.close()
@@ -297,6 +301,32 @@ def _main_module_hidden(start_method: StartMethod) -> Iterator[None]:
     finally:
         if main is not None:
             sys.modules["__main__"] = main
+
+
+@contextlib.contextmanager
+def _working_in(directory: Optional[str]) -> Iterator[None]:
+    """Be in *directory* while a spawn or forkserver worker starts (None: stay).
+
+    ``multiprocessing`` has such a worker change to the caller's directory of the moment
+    before it runs anything of parmap's. The first item's timer starts workers in the
+    middle of that item, which may work in a folder of its own for a while: the workers
+    then failed to start (``FileNotFoundError``) once the item had removed that folder.
+    """
+    back = None
+    if directory is not None and hasattr(os, "fchdir"):
+        with contextlib.suppress(OSError):  # no way back, or no need: stay
+            if os.getcwd() != directory:
+                back = os.open(".", os.O_RDONLY)  # back even to a folder removed meanwhile
+    if back is None or directory is None:
+        yield
+        return
+    try:
+        with contextlib.suppress(OSError):  # removed since: the worker follows later
+            os.chdir(directory)
+        yield
+    finally:
+        os.fchdir(back)
+        os.close(back)
 
 
 def _stop(worker: _Worker, *, polite: bool) -> None:
