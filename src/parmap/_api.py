@@ -18,6 +18,7 @@ from typing import (
 )
 
 from ._call import Call
+from ._callables import Starred
 from ._options import Progress, check_call, make_options
 from ._platform import StartMethod
 
@@ -226,7 +227,7 @@ def parallel_starmap(
     """
     check_call(fn, iterable)
     return parallel_map(
-        _Starred(fn),
+        Starred(fn),
         iterable,
         workers,
         chunksize,
@@ -240,19 +241,6 @@ def parallel_starmap(
         max_tasks_per_child=max_tasks_per_child,
         limit_native_threads=limit_native_threads,
     )
-
-
-class _Starred:
-    """``fn(*args)`` as a function of one argument (picklable when *fn* is)."""
-
-    def __init__(self, fn: Callable[..., Any]) -> None:
-        self.__wrapped__ = fn  # the functools convention: error messages name fn
-
-    def __call__(self, args: Iterable[Any]) -> Any:
-        return self.__wrapped__(*args)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_Starred, (self.__wrapped__,))
 
 
 class _LazyResults(chain[R]):

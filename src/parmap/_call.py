@@ -32,7 +32,7 @@ from typing import (
 )
 
 from ._backends import Chunk, Session
-from ._callables import function_inside, pickled_by_name
+from ._callables import function_inside, pickled_by_name, unstarred
 from ._chunking import (
     Costs,
     chunk_size,
@@ -109,18 +109,19 @@ _seconds_per_item: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictio
 
 
 def _remember_item_seconds(fn: Callable[[Any], Any], seconds: float) -> None:
+    # parallel_starmap wraps fn anew each call: the memory is fn's.
     with contextlib.suppress(TypeError):  # no weak references to it: not remembered
-        _seconds_per_item[fn] = seconds
+        _seconds_per_item[unstarred(fn)] = seconds
 
 
 def _forget_item_seconds(fn: Callable[[Any], Any]) -> None:
     with contextlib.suppress(TypeError):
-        _seconds_per_item.pop(fn, None)
+        _seconds_per_item.pop(unstarred(fn), None)
 
 
 def _item_seconds_seen(fn: Callable[[Any], Any]) -> Optional[float]:
     try:
-        return _seconds_per_item.get(fn)
+        return _seconds_per_item.get(unstarred(fn))
     except TypeError:
         return None
 

@@ -18,7 +18,7 @@ import pytest
 
 import parmap
 from markers import NEEDS_WAIT_COUNTS
-from parmap import parallel_imap, parallel_map
+from parmap import parallel_imap, parallel_map, parallel_starmap
 from parmap._backends import Chunk
 from parmap._backends._process import ProcessSession
 from parmap._early import MIN_ALARM_SECONDS, EarlyDispatch
@@ -619,6 +619,21 @@ def _slow_then_pid(x: int) -> int:
 
 
 COSTLY = [1000 + x for x in range(10)]  # a call that remembers 40 ms per item
+
+
+def _slow_pair_then_pid(x: int, _: object) -> int:
+    return _slow_then_pid(x)
+
+
+def test_starmap_remembers_the_item_time_of_its_fn() -> None:
+    """parallel_starmap wraps fn anew in each call; what a call learnt about fn's items
+    must outlive the wrapper, or every call probes an item in the caller again while a
+    warm worker waits."""
+    parallel_map(square, range(4), 2, serial_fallback=False)  # the pool is warm
+    pairs = [(item, None) for item in COSTLY]
+    assert set(parallel_starmap(_slow_pair_then_pid, pairs, 2)) - {os.getpid()}
+    pids = parallel_starmap(_slow_pair_then_pid, pairs, 2)
+    assert pids[0] != os.getpid(), "the first item should go to a worker at once"
 
 
 def test_work_handed_out_early_comes_back_when_the_rest_runs_in_the_caller() -> None:

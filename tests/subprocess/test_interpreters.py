@@ -106,7 +106,7 @@ def test_debug_log_explains_the_decisions(tmp_path: Path) -> None:
 
 INITIALIZER_IN_MAIN = """
 import os
-from parmap import parallel_map
+from parmap import parallel_map, parallel_starmap
 
 session = None
 
@@ -117,18 +117,26 @@ def open_session(tag):
 def use_session(x):
     return session
 
+def use_session_with(x, y):
+    return session
+
 if __name__ == "__main__":
     for fallback in (False, True):
         options = dict(start_method={method!r}, initializer=open_session, initargs=("s",))
-        seen = set(parallel_map(use_session, range(40), 2, 1, serial_fallback=fallback, **options))
-        print({{tag for tag, _ in seen}} == {{"s"}})
+        options.update(serial_fallback=fallback)
+        seen = set(parallel_map(use_session, range(40), 2, 1, **options))
+        pairs = [(x, x) for x in range(40)]
+        seen_starred = set(parallel_starmap(use_session_with, pairs, 2, 1, **options))
+        print({{tag for tag, _ in seen | seen_starred}} == {{"s"}})
         if not fallback:
-            print(os.getpid() not in {{pid for _, pid in seen}})
+            print(os.getpid() not in {{pid for _, pid in seen | seen_starred}})
 """
 
 
 def test_initializer_state_reaches_fn_defined_in_main(start_method: str, tmp_path: Path) -> None:
-    """A global set by an initializer in __main__ is what fn (also in __main__) sees."""
+    """A global set by an initializer in __main__ is what fn (also in __main__) sees,
+    through parallel_starmap too (it wraps fn: the state went to the wrapper, and fn saw
+    None)."""
     result = run_python(INITIALIZER_IN_MAIN.format(method=start_method), tmp_path=tmp_path)
     assert result.returncode == 0, describe(result)
     assert result.stdout.split() == ["True"] * 3, describe(result)
