@@ -32,7 +32,7 @@ from typing import (
 )
 
 from ._backends import Chunk, Session
-from ._callables import function_inside, pickled_by_name, unstarred
+from ._callables import function_inside, pickled_by_name
 from ._chunking import (
     Costs,
     chunk_size,
@@ -105,23 +105,24 @@ _missed_savings = 0.0
 #: go parallel (the probe still checks). Not kept for a fn whose last call stayed in
 #: the caller: its items were cheap next to sending them (a million trivial items),
 #: and handing two of them out would cost a round trip and a copy of the results.
+#: Kept per function inside fn (_callables.function_inside): a bound method, a partial
+#: and parallel_starmap's wrapper are new objects in each call, the function is not.
 _seconds_per_item: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
 
 
 def _remember_item_seconds(fn: Callable[[Any], Any], seconds: float) -> None:
-    # parallel_starmap wraps fn anew each call: the memory is fn's.
     with contextlib.suppress(TypeError):  # no weak references to it: not remembered
-        _seconds_per_item[unstarred(fn)] = seconds
+        _seconds_per_item[function_inside(fn)] = seconds
 
 
 def _forget_item_seconds(fn: Callable[[Any], Any]) -> None:
     with contextlib.suppress(TypeError):
-        _seconds_per_item.pop(unstarred(fn), None)
+        _seconds_per_item.pop(function_inside(fn), None)
 
 
 def _item_seconds_seen(fn: Callable[[Any], Any]) -> Optional[float]:
     try:
-        return _seconds_per_item.get(unstarred(fn))
+        return _seconds_per_item.get(function_inside(fn))
     except TypeError:
         return None
 

@@ -625,14 +625,33 @@ def _slow_pair_then_pid(x: int, _: object) -> int:
     return _slow_then_pid(x)
 
 
-def test_starmap_remembers_the_item_time_of_its_fn() -> None:
-    """parallel_starmap wraps fn anew in each call; what a call learnt about fn's items
-    must outlive the wrapper, or every call probes an item in the caller again while a
-    warm worker waits."""
+class _SlowStage:
+    def run(self, x: int) -> int:
+        return _slow_then_pid(x)
+
+
+def _starmap_slow(items: list[int]) -> list[int]:
+    return parallel_starmap(_slow_pair_then_pid, [(item, None) for item in items], 2)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda items: parallel_map(_SlowStage().run, items, 2),
+        lambda items: parallel_map(functools.partial(_slow_pair_then_pid, _=None), items, 2),
+        _starmap_slow,
+    ],
+    ids=["bound method", "partial", "starmap"],
+)
+def test_what_a_call_learnt_of_fn_outlives_its_wrapper(
+    call: Callable[[list[int]], list[int]],
+) -> None:
+    """A bound method, a partial and parallel_starmap's wrapper are new objects in each
+    call; what a call learnt about the function's items must outlive them, or every call
+    times an item in the caller again while a warm worker waits."""
     parallel_map(square, range(4), 2, serial_fallback=False)  # the pool is warm
-    pairs = [(item, None) for item in COSTLY]
-    assert set(parallel_starmap(_slow_pair_then_pid, pairs, 2)) - {os.getpid()}
-    pids = parallel_starmap(_slow_pair_then_pid, pairs, 2)
+    assert set(call(COSTLY)) - {os.getpid()}
+    pids = call(COSTLY)
     assert pids[0] != os.getpid(), "the first item should go to a worker at once"
 
 
