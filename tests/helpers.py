@@ -310,3 +310,40 @@ def logged_long_first_item(x: int) -> int:
         busy_for(0.4)
         log.warning("first item ends")
     return x
+
+
+def read_natively_at_first(x: int) -> int:
+    """Item 0 blocks in C's read() of a pipe until a signal has reached this process
+    (the first item's timer, say), then gets its byte; the others return at once.
+
+    C code that does not retry an interrupted system call gets EINTR from such a read
+    unless the signal's handler asks for the call to be restarted.
+    """
+    if x != 0:
+        return x
+    import ctypes
+    import select
+
+    data_read, data_write = os.pipe()
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_write, False)
+    previous = signal.set_wakeup_fd(wake_write)  # C's handler writes there at once
+
+    def write_once_signalled() -> None:
+        select.select([wake_read], [], [], 10)
+        os.write(data_write, b"!")
+
+    writer = threading.Thread(target=write_once_signalled)
+    writer.start()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        buffer = ctypes.create_string_buffer(1)
+        if libc.read(data_read, buffer, 1) != 1:
+            error = ctypes.get_errno()
+            raise OSError(error, os.strerror(error))
+    finally:
+        writer.join()
+        signal.set_wakeup_fd(previous)
+        for fd in (data_read, data_write, wake_read, wake_write):
+            os.close(fd)
+    return x

@@ -99,6 +99,9 @@ class EarlyDispatch:
             yield
             return
         previous = raw_signal.signal(signal.SIGALRM, self._on_alarm)
+        # Restart the system calls the signal interrupts: Python retries them itself,
+        # but native code in fn may not, and failed with EINTR (a C read() of a pipe).
+        raw_signal.siginterrupt(signal.SIGALRM, False)
         self._shortest = shortest
         self._cpu_budget = max(seconds, shortest)
         self._armed_cpu = time.thread_time()

@@ -17,6 +17,7 @@ from helpers import (
     identity,
     logged_long_first_item,
     pid_of,
+    read_natively_at_first,
     slow_tagged,
     slow_then_fail_at_zero,
     square,
@@ -195,3 +196,11 @@ def test_the_timers_log_lines_wait_for_the_first_item_to_end(
     started = [i for i, m in enumerate(messages) if m.startswith(f"started 2 {method} worker")]
     assert started, messages
     assert messages.index("first item ends") < started[0], messages
+
+
+def test_c_code_blocked_in_the_first_item_is_not_interrupted(start_method: str) -> None:
+    """The first item's timer is a signal. C code blocked in a system call that it does
+    not retry (a read() of a pipe) failed with InterruptedError, where map ran it."""
+    assert parallel_map(read_natively_at_first, range(8), 2, start_method=start_method) == list(
+        range(8)
+    )
