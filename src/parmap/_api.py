@@ -113,9 +113,21 @@ def parallel_map(
         limit_native_threads=limit_native_threads,
     )
     # Sized inputs (lists, tuples, ranges, dicts...) are read as they go; others first.
-    items = iterable if hasattr(iterable, "__len__") else list(iterable)
-    total = len(items)  # type: ignore[arg-type]
+    total = _length(iterable)
+    items = iterable if total is not None else list(iterable)
+    total = len(items) if total is None else total  # type: ignore[arg-type]
     return _joined(Call(fn, iter(items), total, options, lazy=False).run(), total)
+
+
+def _length(iterable: Iterable[Any]) -> Optional[int]:
+    """``len(iterable)``, or None where it has none: no ``__len__``, or one that raises
+    TypeError (as ``operator.length_hint`` and ``list()`` allow; some lazy datasets do)."""
+    if not hasattr(iterable, "__len__"):
+        return None
+    try:
+        return len(iterable)  # type: ignore[arg-type]
+    except TypeError:
+        return None
 
 
 def _joined(pieces: Iterator[list[R]], total: int) -> list[R]:
@@ -194,7 +206,7 @@ def parallel_imap(
         ordered=ordered,
         buffersize=buffersize,
     )
-    total = len(iterable) if hasattr(iterable, "__len__") else None  # type: ignore[arg-type]
+    total = _length(iterable)
     return _LazyResults(Call(fn, iter(iterable), total, options, lazy=True).run())
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -73,6 +74,20 @@ def test_unordered_imap_yields_every_result_once(xs: list[int], chunksize: int |
     assert sorted(out) == sorted(xs)
 
 
+class _NoLength:
+    """Iterates over *xs*, but its ``__len__`` raises TypeError, as some lazy datasets'
+    do; ``list()`` and ``map`` take that as "length unknown"."""
+
+    def __init__(self, xs: list[int]) -> None:
+        self._xs = xs
+
+    def __len__(self) -> int:
+        raise TypeError("this dataset has no length")
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._xs)
+
+
 @pytest.mark.parametrize(
     "make_input",
     [
@@ -81,8 +96,9 @@ def test_unordered_imap_yields_every_result_once(xs: list[int], chunksize: int |
         lambda xs: range(len(xs)),
         lambda xs: (x for x in xs),
         dict.fromkeys,
+        _NoLength,
     ],
-    ids=["list", "tuple", "range", "generator", "dict"],
+    ids=["list", "tuple", "range", "generator", "dict", "len raises TypeError"],
 )
 @pytest.mark.parametrize("fallback", [True, False])
 def test_any_iterable_is_accepted(make_input: object, fallback: bool) -> None:
@@ -91,6 +107,8 @@ def test_any_iterable_is_accepted(make_input: object, fallback: bool) -> None:
     source = make_input(xs)  # type: ignore[operator]
     expected = list(map(square, make_input(xs)))  # type: ignore[operator]
     assert parallel_map(square, source, 2, serial_fallback=fallback) == expected
+    lazy = parallel_imap(square, make_input(xs), 2, serial_fallback=fallback)  # type: ignore[operator]
+    assert list(lazy) == expected
 
 
 def test_every_start_method_matches_builtin_map(start_method: str) -> None:
