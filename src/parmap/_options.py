@@ -64,7 +64,9 @@ class Options(NamedTuple):
 
 def check_call(fn: object, iterable: object) -> None:
     if not callable(fn):
-        msg = f"fn must be callable (got {fn!r} of type {type(fn).__name__})"
+        msg = f"fn must be callable (got {_short(fn)} of type {type(fn).__name__})"
+        if callable(iterable):
+            msg += "; the arguments look swapped: the function comes first, as in map(fn, items)"
         raise TypeError(msg)
     try:
         iter(iterable)  # type: ignore[call-overload]
@@ -202,11 +204,21 @@ def _default_workers(backend: Union[str, Executor]) -> int:
     return available_cpus()
 
 
+def _several_iterables(value: object) -> bool:
+    """Whether *value*, passed where a number goes, looks like a second iterable."""
+    return hasattr(value, "__iter__") and not isinstance(value, (str, bytes))
+
+
 def _positive_int(name: str, value: object) -> Optional[int]:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         msg = f"{name} must be an int >= 1 or None (got {value!r} of type {type(value).__name__})"
+        if name in ("workers", "chunksize") and _several_iterables(value):
+            msg += (
+                ". parallel_map takes one iterable: to map fn over several, as map(fn, a, b) "
+                "does, use parallel_starmap(fn, zip(a, b))"
+            )
         raise TypeError(msg)
     if value < 1:
         msg = f"{name} must be an int >= 1 or None (got {value!r})"

@@ -100,6 +100,13 @@ BAD_CALLS: list[tuple[Any, Any, type[Exception], str]] = [
     (None, [1, 2], TypeError, "fn must be callable (got None of type NoneType)"),
     (_double, 5, TypeError, "iterable must be iterable (got 5 of type int)"),
     (_double, None, TypeError, "iterable must be iterable (got None of type NoneType)"),
+    (
+        [1, 2],
+        _double,
+        TypeError,
+        "fn must be callable (got [1, 2] of type list); the arguments look swapped: the "
+        "function comes first, as in map(fn, items)",
+    ),
 ]
 
 
@@ -136,6 +143,16 @@ def test_bad_fn_or_iterable_is_refused(
     """A non-callable fn or a non-iterable input is refused, naming the value and its type."""
     with pytest.raises(error, match=re.escape(message)):
         api(fn, iterable)
+
+
+@pytest.mark.parametrize("api", API, ids=API_IDS)
+def test_a_second_iterable_where_map_takes_one_points_to_starmap(
+    api: Callable[..., Any],
+) -> None:
+    """map(fn, a, b) maps over two iterables; parallel_map(fn, a, b) takes b for the
+    number of workers, and the message says what to write instead."""
+    with pytest.raises(TypeError, match=re.escape("use parallel_starmap(fn, zip(a, b))")):
+        api(pow, [1, 2], [3, 4])
 
 
 def test_long_iterable_repr_is_shortened() -> None:
