@@ -347,3 +347,9 @@ def read_natively_at_first(x: int) -> int:
         for fd in (data_read, data_write, wake_read, wake_write):
             os.close(fd)
     return x
+
+
+def key_and_size(pair: tuple[Any, Any]) -> tuple[Any, int]:
+    """A group of itertools.groupby: its key and how many items it holds."""
+    key, group = pair
+    return key, sum(1 for _ in group)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from itertools import chain
+from itertools import chain, groupby
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -112,11 +112,26 @@ def parallel_map(
         max_tasks_per_child=max_tasks_per_child,
         limit_native_threads=limit_native_threads,
     )
+    iterable = _groups_kept(iterable)
     # Sized inputs (lists, tuples, ranges, dicts...) are read as they go; others first.
     total = _length(iterable)
     items = iterable if total is not None else list(iterable)
     total = len(items) if total is None else total  # type: ignore[arg-type]
     return _joined(Call(fn, iter(items), total, options, lazy=False).run(), total)
+
+
+def _groups_kept(iterable: Iterable[Any]) -> Iterable[Any]:
+    """*iterable*, unless it is an ``itertools.groupby``: then its pairs, each group read
+    into a list and handed over as an iterator of it.
+
+    A group of ``groupby`` is a view of the shared input, and it is empty once the
+    ``groupby`` has moved on. ``map`` runs fn on each pair before it reads the next; a
+    parallel map reads ahead, so fn found every group empty (``Pool.map`` too), and the
+    results were wrong without an error.
+    """
+    if type(iterable) is not groupby:
+        return iterable
+    return ((key, iter(list(group))) for key, group in iterable)
 
 
 def _length(iterable: Iterable[Any]) -> Optional[int]:
@@ -206,6 +221,7 @@ def parallel_imap(
         ordered=ordered,
         buffersize=buffersize,
     )
+    iterable = _groups_kept(iterable)
     total = _length(iterable)
     return _LazyResults(Call(fn, iter(iterable), total, options, lazy=True).run())
 
