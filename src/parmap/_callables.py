@@ -28,7 +28,8 @@ def unstarred(fn: Any) -> Any:
 def function_inside(fn: object) -> object:
     """The function inside a :class:`Starred`, then a ``functools.partial``, then a bound
     method, else *fn*."""
-    target = getattr(unstarred(fn), "func", unstarred(fn))  # functools.partial
+    target = unstarred(fn)
+    target = getattr(target, "func", target)  # functools.partial
     return getattr(target, "__func__", target)  # bound method
 
 
