@@ -829,6 +829,8 @@ class Call:
         global _missed_savings
         if not self._start_is_costly(costs):
             return False
+        # The whole input counts, not just what is left of it: warm workers would have
+        # taken the call from its first millisecond.
         items = self.total if self.total is not None else remaining
         _missed_savings += self._warm_savings(found, items, costs)
         if _missed_savings < costs.start:

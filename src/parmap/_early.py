@@ -9,7 +9,8 @@ The caller then finishes its item and carries on as the scheduler.
 
 Under fork it starts none (the caller's ``open_session`` says so): a worker forked in
 the middle of fn's item would copy what the item had half done, a module half
-imported or a lock held. Only workers already running get work then.
+imported or a lock held. Only workers already running get work then. Nor does it hand
+out a fn that pickles by value: its pickle would copy globals the item had half set.
 
 When an earlier call with the same fn already showed that the work is worth a warm
 pool, each worker gets an item at once instead (``hand_out_now``). If no worker answers

@@ -5,8 +5,8 @@ Kept import-light: under spawn and forkserver every worker imports this module.
 Messages are pickled tuples. The caller sends ``("chunk", start, items, report_every)``
 or ``("stop",)``. Before a worker's first chunk of a call, it sends the frame
 ``FN_FRAME`` followed by the pickled fn as a frame of its own; before that, if the
-caller's directory, ``sys.path`` or environment changed since the worker last heard,
-``SURROUNDINGS_FRAME`` and the new ones (``_surroundings.py``). When *report_every* is
+caller's directory, ``sys.path``, environment or recursion limit changed since the worker
+last heard, ``SURROUNDINGS_FRAME`` and the new ones (``_surroundings.py``). When *report_every* is
 a number of seconds (progress is on), the worker first sends, as often as that,
 ``("progress", start, done)``. It answers each chunk with exactly one of::
 
@@ -154,7 +154,7 @@ class WorkerSetup(NamedTuple):
     idle_timeout: float | None  # seconds without work after which the worker exits
     native_threads: int | None  # BLAS/OpenMP threads; None leaves the libraries alone
     forked: bool  # started by fork: shares the caller's heap
-    surroundings: Surroundings  # the caller's directory, sys.path and environment
+    surroundings: Surroundings  # the caller's directory, sys.path, environment, recursion limit
 
 
 def process_main(conn: Any, inherited: Sequence[Any], setup: WorkerSetup) -> None:

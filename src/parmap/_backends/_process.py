@@ -6,8 +6,9 @@ Data flow (no background threads; the caller's thread does all the waiting)::
     -------------                                   ------------------------------
     ProcessSession.submit(chunk)
       first chunk of a call: if the caller's
-        directory, sys.path or environment
-        changed, SURROUNDINGS_FRAME and them ──pipe i──▶ follow the caller
+        directory, sys.path, environment or
+        recursion limit changed,
+        SURROUNDINGS_FRAME and them      ──pipe i──▶ follow the caller
       FN_FRAME, then the pickled fn      ──pipe i──▶ unpickle fn (once per call)
       pickle ("chunk", start, items)     ──pipe i──▶ recv_bytes, unpickle
         (large ones unframed: _frames.py)
@@ -312,12 +313,14 @@ def _working_in(directory: Optional[str]) -> Iterator[None]:
     middle of that item, which may work in a folder of its own for a while: the workers
     then failed to start (``FileNotFoundError``) once the item had removed that folder.
     """
-    back = None
-    if directory is not None and hasattr(os, "fchdir"):
-        with contextlib.suppress(OSError):  # no way back, or no need: stay
-            if os.getcwd() != directory:
-                back = os.open(".", os.O_RDONLY)  # back even to a folder removed meanwhile
-    if back is None or directory is None:
+    if directory is None or not hasattr(os, "fchdir"):
+        yield
+        return
+    try:  # a way back, even to a folder removed meanwhile
+        back = os.open(".", os.O_RDONLY) if os.getcwd() != directory else None
+    except OSError:  # no way back: stay
+        back = None
+    if back is None:
         yield
         return
     try:
