@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, Callable
 
@@ -10,7 +11,7 @@ import pytest
 from parmap import parallel_imap, parallel_map
 from parmap._errors import RemoteTraceback
 
-from helpers import fail_at_seven, square
+from helpers import START_METHODS, fail_at_seven, square
 
 
 class CountingExecutor(ThreadPoolExecutor):
@@ -43,8 +44,15 @@ def test_users_executor_is_left_running() -> None:
 
 
 def test_process_pool_executor_as_backend() -> None:
-    """A ProcessPoolExecutor works too, and its errors come back like the process backend's."""
-    with ProcessPoolExecutor(2) as executor:
+    """A ProcessPoolExecutor works too, and its errors come back like the process backend's.
+
+    Its workers are not forked from this threaded test process: there the stdlib's own
+    executor can deadlock on Python 3.9 (python/cpython#105464), which once hung this
+    test in CI with parmap nowhere on the stack.
+    """
+    method = "forkserver" if "forkserver" in START_METHODS else "spawn"
+    context = multiprocessing.get_context(method)
+    with ProcessPoolExecutor(2, mp_context=context) as executor:
         assert parallel_map(square, range(40), backend=executor, serial_fallback=False) == [
             x * x for x in range(40)
         ]
