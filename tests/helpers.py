@@ -94,6 +94,13 @@ def fail_at_seven(x: int) -> int:
     return fail_at(x, 7)
 
 
+def next_of_nothing_at(x: int, bad: int) -> int:
+    """A bare next() on an empty iterator for item *bad*: fn raises StopIteration."""
+    if x == bad:
+        return int(next(iter(())))
+    return x
+
+
 def exit_at_three(x: int) -> int:
     """Kill the worker process outright on item 3, as a crash would."""
     if x == 3:

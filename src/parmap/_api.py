@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import sys
 from itertools import chain, groupby
 from typing import (
@@ -116,8 +117,10 @@ def parallel_map(
     # Sized inputs (lists, tuples, ranges, dicts...) are read as they go; others first.
     total = _length(iterable)
     items = iterable if total is not None else list(iterable)
+    exact = total is None or type(iterable) in _EXACT_LENGTH
     total = len(items) if total is None else total  # type: ignore[arg-type]
-    return _joined(Call(fn, iter(items), total, options, lazy=False).run(), total)
+    call = Call(fn, iter(items), total, options, lazy=False, exact_total=exact)
+    return _joined(call.run(), total)
 
 
 def _groups_kept(iterable: Iterable[Any]) -> Iterable[Any]:
@@ -132,6 +135,13 @@ def _groups_kept(iterable: Iterable[Any]) -> Iterable[Any]:
     if type(iterable) is not groupby:
         return iterable
     return ((key, iter(list(group))) for key, group in iterable)
+
+
+#: Types whose iteration yields exactly ``len()`` items (a class of the user's may say
+#: one length and yield another, as a map allows).
+_EXACT_LENGTH = frozenset(
+    {list, tuple, range, str, bytes, bytearray, dict, set, frozenset, collections.deque}
+)
 
 
 def _length(iterable: Iterable[Any]) -> Optional[int]:
@@ -223,7 +233,9 @@ def parallel_imap(
     )
     iterable = _groups_kept(iterable)
     total = _length(iterable)
-    return _LazyResults(Call(fn, iter(iterable), total, options, lazy=True).run())
+    exact = type(iterable) in _EXACT_LENGTH
+    call = Call(fn, iter(iterable), total, options, lazy=True, exact_total=exact)
+    return _LazyResults(call.run())
 
 
 def parallel_starmap(

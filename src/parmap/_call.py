@@ -51,7 +51,14 @@ from ._platform import (
 )
 from ._progress import ProgressReporter, make_reporter
 from ._scheduler import Deadline, iter_chunks, run_chunks
-from ._serial import SERIAL_BATCH, Probe, extend_serially, probe, run_serially
+from ._serial import (
+    SERIAL_BATCH,
+    Probe,
+    extend_serially_to_the_end,
+    probe,
+    run_serially,
+    stopped_by_fn,
+)
 from ._surroundings import Surroundings
 from ._surroundings import current as current_surroundings
 
@@ -169,10 +176,13 @@ class Call:
         options: Options,
         *,
         lazy: bool,
+        exact_total: bool = False,
     ) -> None:
         self.fn = fn
         self.items = items
         self.total = total
+        # The input yields exactly *total* items (a list, a range...), not only says so.
+        self.exact_total = exact_total
         self.options = options
         self.lazy = lazy  # a consumer waits: hand results over in small batches
         self.deadline: Optional[Deadline] = None
@@ -201,11 +211,17 @@ class Call:
         if self.options.timeout is not None:
             self.deadline = Deadline(self.options.timeout, per_wait=self.lazy)
         self.reporter = make_reporter(self.options.progress, self.total)
+        produced = 0
         try:
             for results in self._results():
+                produced += len(results)
                 yield results
                 if self.lazy and self.deadline is not None:
                     self.deadline.restart()
+            if self.exact_total and self.total is not None and produced < self.total:
+                # fn's StopIteration on the last item, which ended map in the caller:
+                # nothing was left in the input to tell it from the end.
+                raise stopped_by_fn(produced)
         finally:
             if self.reporter is not None:
                 self.reporter.close()
@@ -556,7 +572,7 @@ class Call:
                 return None
             verdict = self._verdict(found, done + len(found.results))
             if verdict == "serial" and self._can_finish_in_one_go():
-                extend_serially(found.results, self.fn, self.items, done)  # as fast as map
+                extend_serially_to_the_end(found.results, self.fn, self.items, done)  # as map
                 yield found.results
                 return None
             yield found.results
@@ -663,7 +679,7 @@ class Call:
         results.extend(ran)
         if not found.exhausted and self._can_finish_in_one_go():
             # One list, as fast as map: parallel_map would copy a second one onto it.
-            extend_serially(results, self.fn, self.items, next_index - len(results))
+            extend_serially_to_the_end(results, self.fn, self.items, next_index - len(results))
             yield results
             return None
         yield results

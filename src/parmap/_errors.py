@@ -88,6 +88,26 @@ def item_note(index: int) -> str:
     return f"parmap: raised by fn for the item at index {index}"
 
 
+def fn_stopped_error(index: int, stop: BaseException | None = None) -> RuntimeError:
+    """What parmap raises where ``fn`` raised StopIteration for the item at *index*
+    (*stop*, where it was caught; ``map`` swallows it, so the caller only sees that it
+    stopped early).
+
+    ``map`` takes a StopIteration from its function for the end of its input: ``list(map(
+    fn, items))`` ends there without an error and drops the rest. Workers then returned
+    short chunks, and the results no longer lined up with the items. The usual cause is a
+    bare ``next()`` on an empty iterator inside ``fn``: an error, not an end.
+    """
+    error = RuntimeError(
+        f"fn raised StopIteration for the item at index {index}. map() would have ended "
+        "there without an error and dropped the remaining items; parmap raises instead. "
+        "The usual cause is next() on an empty iterator inside fn (call fn on that item to "
+        "see where): give next() a default, or catch StopIteration and raise another error."
+    )
+    error.__cause__ = stop
+    return error
+
+
 def add_note(exc: BaseException, note: str) -> None:
     """Attach *note* to *exc*: ``add_note`` on 3.11+, a ``__notes__`` list before."""
     if sys.version_info >= (3, 11):

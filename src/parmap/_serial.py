@@ -15,7 +15,7 @@ import time
 from itertools import islice
 from typing import Any, Callable, ContextManager, Iterator, NamedTuple, Optional
 
-from ._errors import add_note, item_note
+from ._errors import add_note, fn_stopped_error, item_note
 from ._scheduler import Deadline
 
 #: The protocol of the pickles that price a sample (``pickle.HIGHEST_PROTOCOL``, which
@@ -111,10 +111,14 @@ def probe(
             sample.extend(batch[: TRANSFER_SAMPLE - len(sample)])
             with first_item() if not results else contextlib.nullcontext():
                 extend_serially(results, fn, batch, start)
+            if len(results) - before < len(batch):
+                raise stopped_by_fn(start + len(results))
         else:  # no copy of the batch: as fast as map itself
             extend_serially(results, fn, islice(items, size), start)
         ended, ended_cpu = time.perf_counter(), time.thread_time()
         ran = len(results) - before
+        if ran < size:
+            check_input_ended(items, start + len(results))
         if on_done is not None and ran:
             on_done(ran)
         elapsed = ended - began
@@ -197,7 +201,7 @@ def run_serially(
     """
     if not lazy and deadline is None and on_done is None:
         results: list[Any] = []
-        extend_serially(results, fn, items, start)
+        extend_serially_to_the_end(results, fn, items, start)
         yield results
         return
     size = 1
@@ -208,19 +212,22 @@ def run_serially(
         began = time.perf_counter()
         try:
             extend_serially(results, fn, islice(items, size), start)
+            if len(results) < size:
+                check_input_ended(items, start + len(results))
         except Exception:
             if lazy and results:
                 yield results  # what map() would have yielded before raising
             raise
-        if not results:
-            return
         ran = len(results)
+        if ran:
+            if on_done is not None:
+                on_done(ran)
+            yield results
+        if ran < size:  # the input ended
+            return
         if time.perf_counter() - began < SERIAL_BATCH_SECONDS:
             size = min(size * 2, max_batch)
         start += ran
-        if on_done is not None:
-            on_done(ran)
-        yield results
 
 
 def extend_serially(
@@ -232,6 +239,37 @@ def extend_serially(
     except Exception as exc:
         add_note(exc, item_note(start + len(results)))
         raise
+
+
+def extend_serially_to_the_end(
+    results: list[Any], fn: Callable[[Any], Any], items: Iterator[Any], start: int = 0
+) -> None:
+    """``results.extend(map(fn, items))`` for the whole rest of *items*."""
+    extend_serially(results, fn, items, start)
+    check_input_ended(items, start + len(results))
+
+
+def check_input_ended(items: Iterator[Any], index: int) -> None:
+    """After ``map(fn, ...)`` over *items* stopped early, at the item at *index*: raise if
+    that was fn's StopIteration, which map swallows, and not the end of the input. Reads
+    one more item, where there is one: the call fails anyway.
+
+    Where fn stopped on the input's last item, nothing is left to tell: a call whose
+    input has an exact length checks its count of results at the end instead.
+    """
+    if next(items, _END) is not _END:
+        raise stopped_by_fn(index)
+
+
+def stopped_by_fn(index: int) -> RuntimeError:
+    """The error for fn's StopIteration at *index*, seen in the caller."""
+    error = fn_stopped_error(index)
+    add_note(error, item_note(index))
+    return error
+
+
+#: What ``next()`` returns once the input has ended.
+_END = object()
 
 
 def transfer_seconds(items: list[Any], results: list[Any]) -> float:

@@ -36,6 +36,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 from . import _frames as frames
 from ._callables import function_inside
+from ._errors import fn_stopped_error
 from ._memory import worker_memory as memory
 from ._platform import (
     die_with_parent,
@@ -61,9 +62,12 @@ IDLE_EXIT_CODE = 75
 
 
 class ChunkFailure(Exception):
-    """``fn`` raised *error* for the item at absolute *index*."""
+    """``fn`` raised *error* for the item at absolute *index* (a StopIteration becomes
+    the RuntimeError that says what it would have done in a map)."""
 
     def __init__(self, index: int, error: BaseException) -> None:
+        if isinstance(error, StopIteration):
+            error = fn_stopped_error(index, error)
         super().__init__(index, error)
         self.index = index
         self.error = error
@@ -78,6 +82,8 @@ def call_chunk(fn: Callable[[Any], Any], start: int, items: Sequence[Any]) -> li
         results.extend(map(fn, items))
     except BaseException as exc:
         raise ChunkFailure(start + len(results), exc) from None
+    if len(results) < len(items):  # map ended at fn's StopIteration, and swallowed it
+        raise ChunkFailure(start + len(results), fn_stopped_error(start + len(results)))
     return results
 
 

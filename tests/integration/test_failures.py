@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any, Iterator
 
 import pytest
 
@@ -16,6 +20,7 @@ from helpers import (
     exit_at_three,
     fail_at_seven,
     fail_in_initializer,
+    next_of_nothing_at,
     raise_bad_init,
     return_lock,
     return_unloadable,
@@ -33,6 +38,74 @@ def test_exception_keeps_its_type_message_and_names_the_item(backend: str) -> No
     with pytest.raises(ValueError, match="bad item 7") as info:
         parallel_map(fail_at_seven, range(40), 2, 3, backend=backend, serial_fallback=False)
     assert "parmap: raised by fn for the item at index 7" in getattr(info.value, "__notes__", [])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("serial_fallback", [True, False])
+@pytest.mark.parametrize("bad", [0, 17, 39])
+@pytest.mark.parametrize("lazy", [False, True])
+def test_stop_iteration_from_fn_is_an_error_not_the_end(
+    backend: str, serial_fallback: bool, bad: int, lazy: bool
+) -> None:
+    """map ends quietly where fn raises StopIteration and drops the rest; parmap raises an
+    error naming the item, wherever the item runs, and no result is ever missing."""
+    fn = partial(next_of_nothing_at, bad=bad)
+    received: list[int] = []
+
+    def run() -> None:
+        if not lazy:
+            parallel_map(fn, range(40), backend=backend, serial_fallback=serial_fallback)
+            return
+        stream = (x for x in range(40))
+        for result in parallel_imap(fn, stream, backend=backend, serial_fallback=serial_fallback):
+            received.append(result)
+
+    with pytest.raises(RuntimeError, match=f"StopIteration for the item at index {bad}\\."):
+        run()
+    assert received == list(range(len(received)))  # in order, none skipped
+    assert len(received) <= bad
+
+
+@pytest.mark.parametrize("backend", ["process", "serial"])
+@pytest.mark.parametrize("lazy", [False, True])
+def test_fn_stopping_on_the_last_item_of_a_list_is_an_error(backend: str, lazy: bool) -> None:
+    """Past the first items, the caller runs the rest with map, which swallows the
+    StopIteration; nothing is left in the input to tell it from the end, but a list's
+    length is exact: one result short is an error too."""
+    fn = partial(next_of_nothing_at, bad=999)
+    run = parallel_imap if lazy else parallel_map
+    with pytest.raises(RuntimeError, match="StopIteration for the item at index 999"):
+        list(run(fn, list(range(1000)), backend=backend))
+
+
+class _LongerThanItIs:
+    """Says 12 items and yields 10, as a class of a user's may: map takes what comes."""
+
+    def __len__(self) -> int:
+        return 12
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(10))
+
+
+@pytest.mark.parametrize("serial_fallback", [True, False])
+def test_an_input_shorter_than_its_length_is_not_taken_for_a_stop(serial_fallback: bool) -> None:
+    assert parallel_map(abs, _LongerThanItIs(), serial_fallback=serial_fallback) == list(range(10))
+
+
+@pytest.mark.parametrize("how", ["process with progress", "executor", "serial"])
+def test_stop_iteration_is_an_error_on_every_way_items_run(how: str) -> None:
+    """Workers that report progress, an executor's and the serial backend say the same."""
+    fn = partial(next_of_nothing_at, bad=5)
+    with contextlib.ExitStack() as stack:
+        options: dict[str, Any] = {"backend": "serial"}
+        if how == "process with progress":
+            options = {"progress": lambda done, total: None}
+        elif how == "executor":
+            options = {"backend": stack.enter_context(ThreadPoolExecutor(2))}
+        with pytest.raises(RuntimeError, match="StopIteration for the item at index 5") as info:
+            parallel_map(fn, range(40), chunksize=4, serial_fallback=False, **options)
+    assert "parmap: raised by fn for the item at index 5" in info.value.__notes__
 
 
 def test_worker_traceback_is_the_cause(start_method: str) -> None:
