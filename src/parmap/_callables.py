@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import types
 from typing import Any, Callable, Iterable
 
@@ -31,6 +32,23 @@ def function_inside(fn: object) -> object:
     target = unstarred(fn)
     target = getattr(target, "func", target)  # functools.partial
     return getattr(target, "__func__", target)  # bound method
+
+
+def entry_code(fn: object) -> types.CodeType | None:
+    """The code whose frame a call of *fn* enters first (a function's, through partials
+    and bound methods; a callable object's ``__call__``), or None where the call starts
+    in C code (a builtin, a class)."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    if isinstance(fn, types.MethodType):
+        fn = fn.__func__
+    if isinstance(fn, types.FunctionType):
+        return fn.__code__
+    # The __call__ that runs: the first in the class's MRO (type() itself defines one).
+    call = next(
+        (k.__dict__["__call__"] for k in type(fn).__mro__ if "__call__" in k.__dict__), None
+    )
+    return call.__code__ if isinstance(call, types.FunctionType) else None
 
 
 def importable_by_reference(fn: object) -> bool:

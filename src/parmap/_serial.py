@@ -15,6 +15,7 @@ import time
 from itertools import islice
 from typing import Any, Callable, ContextManager, Iterator, NamedTuple, Optional
 
+from ._callables import entry_code
 from ._errors import add_note, fn_stopped_error, item_note
 from ._scheduler import Deadline
 
@@ -237,8 +238,22 @@ def extend_serially(
     try:
         results.extend(map(fn, items))
     except Exception as exc:
-        add_note(exc, item_note(start + len(results)))
+        if not _raised_by_the_input(exc, fn):
+            add_note(exc, item_note(start + len(results)))
         raise
+
+
+def _raised_by_the_input(exc: BaseException, fn: Callable[[Any], Any]) -> bool:
+    """Whether *exc*, caught around ``map(fn, items)``, came from reading *items* (a
+    generator's frame, not fn's, is the first it left), so the note that fn raised it
+    would point the user at the wrong code. Where the first frame is C code (a C
+    iterator, a builtin fn, a call of fn with the wrong arguments), fn is assumed."""
+    frames = exc.__traceback__
+    first = frames.tb_next if frames is not None else None
+    if first is None:
+        return False
+    code = entry_code(fn)
+    return code is not None and first.tb_frame.f_code is not code
 
 
 def extend_serially_to_the_end(

@@ -18,6 +18,7 @@ from helpers import (
     BadInit,
     exit_as_if_idle_at_three,
     exit_at_three,
+    fail_at,
     fail_at_seven,
     fail_in_initializer,
     next_of_nothing_at,
@@ -123,6 +124,57 @@ def test_serial_fallback_raises_the_same_exception() -> None:
     with pytest.raises(ValueError, match="bad item 7") as info:
         parallel_map(fail_at_seven, range(10))
     assert "parmap: raised by fn for the item at index 7" in getattr(info.value, "__notes__", [])
+
+
+def _stream_that_breaks_at(bad: int) -> Iterator[int]:
+    for x in range(bad + 100):
+        if x == bad:
+            raise ValueError(f"the input broke at {x}")
+        yield x
+
+
+class _FailsAt:
+    """A callable object: its __call__ is what runs first."""
+
+    def __call__(self, x: int) -> int:
+        return fail_at(x, 3000)
+
+
+@pytest.mark.parametrize("bad", [10, 3000])
+def test_an_error_of_the_input_is_not_blamed_on_fn(bad: int) -> None:
+    """The note names fn's item only where fn raised: an input that fails while the
+    caller maps it with map (past the first items) raises its error as it is. (Where fn
+    is C code, such as a builtin, its frame cannot be told apart: the note stays.)"""
+    with pytest.raises(ValueError, match=f"the input broke at {bad}") as info:
+        list(parallel_imap(square, _stream_that_breaks_at(bad)))
+    assert not getattr(info.value, "__notes__", [])
+    with pytest.raises(ValueError, match=f"the input broke at {bad}") as info:
+        list(parallel_imap(partial(fail_at, bad=-1), _stream_that_breaks_at(bad)))
+    assert not getattr(info.value, "__notes__", [])
+
+
+def _two_arguments(x: int, y: int) -> int:
+    return x + y
+
+
+@pytest.mark.parametrize(
+    ("fn", "items", "index"),
+    [
+        (partial(fail_at, bad=3000), range(4000), 3000),
+        (_FailsAt(), range(4000), 3000),
+        (int, [*map(str, range(3000)), "not a number", "1"], 3000),
+        (_two_arguments, range(4000), 0),
+    ],
+    ids=["partial", "callable object", "builtin", "wrong arguments"],
+)
+def test_fn_raising_in_the_caller_past_the_first_items_is_named(
+    fn: Any, items: Any, index: int
+) -> None:
+    """Whatever kind of callable fn is, its error names the item, also where the caller
+    maps a stream with map."""
+    with pytest.raises((ValueError, TypeError)) as info:
+        list(parallel_imap(fn, iter(items)))
+    assert f"parmap: raised by fn for the item at index {index}" in info.value.__notes__
 
 
 def test_next_call_works_after_an_exception() -> None:
