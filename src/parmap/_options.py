@@ -222,6 +222,8 @@ def _positive_int(name: str, value: object) -> Optional[int]:
         raise TypeError(msg)
     if value < 1:
         msg = f"{name} must be an int >= 1 or None (got {value!r})"
+        if name == "workers" and value < 0:
+            msg += ": workers=None uses every CPU, as n_jobs=-1 does in joblib"
         raise ValueError(msg)
     return value
 

@@ -30,7 +30,12 @@ def _pids() -> set[int]:
 #: (keyword arguments, expected exception, exact text the message must contain)
 BAD_OPTIONS: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"workers": 0}, ValueError, "workers must be an int >= 1 or None (got 0)"),
-    ({"workers": -1}, ValueError, "workers must be an int >= 1 or None (got -1)"),
+    (
+        {"workers": -1},
+        ValueError,
+        "workers must be an int >= 1 or None (got -1): workers=None uses every CPU, as "
+        "n_jobs=-1 does in joblib",
+    ),
     ({"workers": 1.5}, TypeError, "workers must be an int >= 1 or None (got 1.5 of type float)"),
     ({"workers": True}, TypeError, "workers must be an int >= 1 or None (got True of type bool)"),
     ({"workers": "2"}, TypeError, "workers must be an int >= 1 or None (got '2' of type str)"),
