@@ -212,9 +212,7 @@ def run_serially(
         results = []
         began = time.perf_counter()
         try:
-            extend_serially(results, fn, islice(items, size), start)
-            if len(results) < size:
-                check_input_ended(items, start + len(results))
+            ended = _run_batch(results, fn, items, size, start)
         except Exception:
             if lazy and results:
                 yield results  # what map() would have yielded before raising
@@ -224,7 +222,7 @@ def run_serially(
             if on_done is not None:
                 on_done(ran)
             yield results
-        if ran < size:  # the input ended
+        if ended:
             return
         if time.perf_counter() - began < SERIAL_BATCH_SECONDS:
             size = min(size * 2, max_batch)
@@ -254,6 +252,27 @@ def _raised_by_the_input(exc: BaseException, fn: Callable[[Any], Any]) -> bool:
         return False
     code = entry_code(fn)
     return code is not None and first.tb_frame.f_code is not code
+
+
+def _run_batch(
+    results: list[Any], fn: Callable[[Any], Any], items: Iterator[Any], size: int, start: int
+) -> bool:
+    """Run the next *size* items into *results*; return whether the input ended.
+
+    The first batches are small, and read into a list first: their length tells fn's
+    StopIteration from the end of the input exactly, even on the input's last item.
+    """
+    if size <= TRANSFER_SAMPLE:
+        batch = list(islice(items, size))
+        extend_serially(results, fn, batch, start)
+        if len(results) < len(batch):
+            raise stopped_by_fn(start + len(results))
+        return len(batch) < size
+    extend_serially(results, fn, islice(items, size), start)  # no copy: as fast as map
+    if len(results) < size:
+        check_input_ended(items, start + len(results))
+        return True
+    return False
 
 
 def extend_serially_to_the_end(

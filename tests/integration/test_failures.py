@@ -41,7 +41,7 @@ def test_exception_keeps_its_type_message_and_names_the_item(backend: str) -> No
     assert "parmap: raised by fn for the item at index 7" in getattr(info.value, "__notes__", [])
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", [*BACKENDS, "serial"])
 @pytest.mark.parametrize("serial_fallback", [True, False])
 @pytest.mark.parametrize("bad", [0, 17, 39])
 @pytest.mark.parametrize("lazy", [False, True])
