@@ -114,12 +114,10 @@ def probe(
                 extend_serially(results, fn, batch, start)
             if len(results) - before < len(batch):
                 raise stopped_by_fn(start + len(results))
-        else:  # no copy of the batch: as fast as map itself
-            extend_serially(results, fn, islice(items, size), start)
+        else:
+            _run_batch(results, fn, items, size, start)
         ended, ended_cpu = time.perf_counter(), time.thread_time()
         ran = len(results) - before
-        if ran < size:
-            check_input_ended(items, start + len(results))
         if on_done is not None and ran:
             on_done(ran)
         elapsed = ended - began
