@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 import time
 from itertools import islice
@@ -143,6 +144,9 @@ class EarlyDispatch:
             rest = max(self._cpu_budget - computed, self._shortest)
             signal.setitimer(signal.ITIMER_REAL, rest)
             return
+        if a_needed_lock_is_held():
+            signal.setitimer(signal.ITIMER_REAL, self._shortest)  # try again shortly
+            return
         _log.hold()  # this may have interrupted a write to the log's stream
         self._hand_out(mid_item=True)
         self.alarm_seconds += time.perf_counter() - began
@@ -168,6 +172,41 @@ class EarlyDispatch:
                 self.next_index += 1
         except Exception as exc:
             self.error = exc
+
+
+def a_needed_lock_is_held() -> bool:
+    """Whether a lock that handing out work may take is held now.
+
+    The handler runs in the main thread, in the middle of whatever the first item was
+    doing. If that was inside a lock the handler then takes (``multiprocessing``'s fork
+    server starting, a parmap call of fn's own checking out a pool, cloudpickle pickling
+    a class), the handler would wait for it for ever: the code holding it only goes on
+    once the handler returns. A lock another thread holds is released soon; either way
+    the handler tries again a tick later, and after the item nothing waits.
+    """
+    for lock in _locks_handing_out_takes():
+        owned = getattr(lock, "_is_owned", None)  # an RLock: held by this thread?
+        if owned() if owned is not None else lock.locked():
+            return True
+    return False
+
+
+def _locks_handing_out_takes() -> Iterator[Any]:
+    """The locks of the modules loaded so far that starting workers, checking out the
+    warm pool and pickling items may take (non-reentrant ones, except the resource
+    tracker's, an RLock from Python 3.11.7 on that raises when entered again)."""
+    modules = sys.modules
+    found = (
+        (modules.get("parmap._backends._warm"), "_kept_pool", "_lock"),
+        (modules.get("multiprocessing.forkserver"), "_forkserver", "_lock"),
+        (modules.get("multiprocessing.resource_tracker"), "_resource_tracker", "_lock"),
+        (modules.get("cloudpickle.cloudpickle"), None, "_DYNAMIC_CLASS_TRACKER_LOCK"),
+    )
+    for module, holder, name in found:
+        owner = getattr(module, holder, None) if holder is not None else module
+        lock = getattr(owner, name, None)
+        if lock is not None:
+            yield lock
 
 
 def _alarm_is_free() -> bool:

@@ -411,6 +411,66 @@ def test_no_worker_is_forked_in_the_middle_of_the_first_item(
     assert result.stdout.split() == ["True"], describe(result)
 
 
+FIRST_ITEM_INSIDE_A_LOCK = """
+import time
+from parmap import parallel_map
+
+def busy(seconds):
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        pass
+
+def held_lock():
+    if {lock!r} == "fork server":
+        from multiprocessing import forkserver
+        return forkserver._forkserver._lock
+    if {lock!r} == "resource tracker":
+        from multiprocessing import resource_tracker
+        return resource_tracker._resource_tracker._lock
+    from parmap._backends import _warm
+    return _warm._kept_pool._lock
+
+def fn(x):
+    if x == 0:
+        with held_lock():  # where the first item is when the timer fires
+            busy(0.4)
+    else:
+        busy(0.02)
+    return x + 1
+
+if __name__ == "__main__":
+    method = {start_method!r}
+    if {lock!r} == "warm pool":  # else the timer starts workers: multiprocessing's locks
+        parallel_map(abs, range(4), start_method=method, serial_fallback=False)
+    print(parallel_map(fn, range(20), start_method=method) == [x + 1 for x in range(20)])
+"""
+
+
+@pytest.mark.parametrize(
+    ("lock", "start_method"),
+    [
+        ("fork server", "forkserver"),
+        ("resource tracker", "spawn"),
+        ("warm pool", "fork"),
+        ("warm pool", "spawn"),
+    ],
+)
+def test_the_timer_waits_for_a_lock_the_first_item_holds(
+    lock: str, start_method: str, tmp_path: Path
+) -> None:
+    """The first item's timer hands out work from a signal handler, in the middle of the
+    item. If the item is inside a lock the handler takes (multiprocessing starting its
+    fork server, or on Python 3.9 and 3.10 its resource tracker; a parmap call of fn's
+    own checking out a pool), the handler waited for it for ever: the call hung. It now
+    tries again a tick later."""
+    if start_method not in START_METHODS:
+        pytest.skip(f"needs the {start_method} method")
+    script = FIRST_ITEM_INSIDE_A_LOCK.format(lock=lock, start_method=start_method)
+    result = run_python(script, tmp_path=tmp_path)
+    assert result.returncode == 0, describe(result)
+    assert result.stdout.split() == ["True"], describe(result)
+
+
 def test_bad_idle_timeout_is_refused_before_work_starts(tmp_path: Path) -> None:
     """A malformed PARMAP_IDLE_TIMEOUT is a ValueError naming the variable."""
     code = """
