@@ -112,8 +112,12 @@ class EarlyDispatch:
         try:
             yield
         finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            raw_signal.signal(signal.SIGALRM, previous)
+            # Unless fn took SIGALRM over during the item (a timeout of its own, set up
+            # on its first call): then the handler and the timer are fn's, and putting
+            # the previous handler back made fn's next alarm kill the process.
+            if raw_signal.getsignal(signal.SIGALRM) == self._on_alarm:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                raw_signal.signal(signal.SIGALRM, previous)
             _log.release()  # what the handler had to say, now that the item is over
 
     def not_counting_the_handler(self, found: Probe) -> Probe:

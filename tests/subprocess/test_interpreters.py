@@ -471,6 +471,49 @@ def test_the_timer_waits_for_a_lock_the_first_item_holds(
     assert result.stdout.split() == ["True"], describe(result)
 
 
+FN_WITH_A_TIMEOUT_OF_ITS_OWN = """
+import signal
+import time
+from parmap import parallel_map
+
+class ItemTimeout(Exception):
+    pass
+
+def on_alarm(signum, frame):
+    raise ItemTimeout
+
+installed = False
+
+def fn(x):
+    global installed
+    if not installed:  # once: the handler stays for the items after
+        signal.signal(signal.SIGALRM, on_alarm)
+        installed = True
+    signal.setitimer(signal.ITIMER_REAL, 0.05)
+    try:
+        deadline = time.perf_counter() + (0.2 if x == 3 else 0.0001)
+        while time.perf_counter() < deadline:
+            pass
+        return "done"
+    except ItemTimeout:
+        return "timed out"
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+if __name__ == "__main__":
+    print(parallel_map(fn, range(6)) == list(map(fn, range(6))))
+"""
+
+
+def test_fn_that_sets_up_its_own_alarm_keeps_it(tmp_path: Path) -> None:
+    """fn that installs a SIGALRM handler on its first call (a timeout of its own) keeps
+    it: the first item's timer put the previous handler back after that item, so fn's
+    next alarm killed the process ("Alarm clock") where map ran."""
+    result = run_python(FN_WITH_A_TIMEOUT_OF_ITS_OWN, tmp_path=tmp_path)
+    assert result.returncode == 0, describe(result)
+    assert result.stdout.split() == ["True"], describe(result)
+
+
 def test_bad_idle_timeout_is_refused_before_work_starts(tmp_path: Path) -> None:
     """A malformed PARMAP_IDLE_TIMEOUT is a ValueError naming the variable."""
     code = """
