@@ -255,19 +255,21 @@ def _raised_by_the_input(exc: BaseException, fn: Callable[[Any], Any]) -> bool:
 def _run_batch(
     results: list[Any], fn: Callable[[Any], Any], items: Iterator[Any], size: int, start: int
 ) -> bool:
-    """Run the next *size* items into *results*; return whether the input ended.
+    """Run the next *size* items, appending to *results* (whose first is the item at
+    *start*); return whether the input ended.
 
     The first batches are small, and read into a list first: their length tells fn's
     StopIteration from the end of the input exactly, even on the input's last item.
     """
+    before = len(results)
     if size <= TRANSFER_SAMPLE:
         batch = list(islice(items, size))
         extend_serially(results, fn, batch, start)
-        if len(results) < len(batch):
+        if len(results) - before < len(batch):
             raise stopped_by_fn(start + len(results))
         return len(batch) < size
     extend_serially(results, fn, islice(items, size), start)  # no copy: as fast as map
-    if len(results) < size:
+    if len(results) - before < size:
         check_input_ended(items, start + len(results))
         return True
     return False

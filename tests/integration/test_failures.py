@@ -43,21 +43,22 @@ def test_exception_keeps_its_type_message_and_names_the_item(backend: str) -> No
 
 @pytest.mark.parametrize("backend", [*BACKENDS, "serial"])
 @pytest.mark.parametrize("serial_fallback", [True, False])
-@pytest.mark.parametrize("bad", [0, 17, 39])
+@pytest.mark.parametrize(("bad", "size"), [(0, 40), (17, 40), (39, 40), (700, 1000)])
 @pytest.mark.parametrize("lazy", [False, True])
 def test_stop_iteration_from_fn_is_an_error_not_the_end(
-    backend: str, serial_fallback: bool, bad: int, lazy: bool
+    backend: str, serial_fallback: bool, bad: int, size: int, lazy: bool
 ) -> None:
     """map ends quietly where fn raises StopIteration and drops the rest; parmap raises an
-    error naming the item, wherever the item runs, and no result is ever missing."""
+    error naming the item, wherever the item runs (among the first items, which the
+    caller reads into lists, or past them), and no result is ever missing."""
     fn = partial(next_of_nothing_at, bad=bad)
     received: list[int] = []
 
     def run() -> None:
         if not lazy:
-            parallel_map(fn, range(40), backend=backend, serial_fallback=serial_fallback)
+            parallel_map(fn, range(size), backend=backend, serial_fallback=serial_fallback)
             return
-        stream = (x for x in range(40))
+        stream = (x for x in range(size))
         for result in parallel_imap(fn, stream, backend=backend, serial_fallback=serial_fallback):
             received.append(result)
 
