@@ -259,7 +259,12 @@ def test_an_initializer_failing_after_shutdown_leaves_the_other_threads_their_ex
 
     second_thread_may_fail = threading.Event()
     first_task_may_end = threading.Event()
+    first_task_began = threading.Event()
     started: list[str] = []
+
+    def first_task() -> bool:
+        first_task_began.set()
+        return first_task_may_end.wait(30)
 
     def set_up() -> None:
         started.append(threading.current_thread().name)
@@ -269,8 +274,13 @@ def test_an_initializer_failing_after_shutdown_leaves_the_other_threads_their_ex
 
     threads = WorkerThreads(ThreadSettings(2, set_up, (), None))
     try:
-        busy = threads.submit(first_task_may_end.wait, 30)  # the first thread
-        failing = threads.submit(str, 1)  # starts the second thread: the first is busy
+        busy = threads.submit(first_task)
+        # The first thread has run its initializer and is busy: the next task starts the
+        # second, whose initializer is the one that fails. (Submitted before the first
+        # began, it could start a thread whose initializer ran first, so that the first
+        # thread's failed instead, and its task with it: once in a CI run.)
+        assert first_task_began.wait(30)
+        failing = threads.submit(str, 1)
         # In the order they started: names end in a rising number.
         first, second = sorted(threads.threads(), key=lambda t: int(t.name.rsplit("_", 1)[1]))
         threads.shutdown(wait=False)
