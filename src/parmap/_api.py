@@ -141,6 +141,7 @@ def _groups_kept(iterable: Iterable[Any]) -> Iterable[Any]:
 #: one length and yield another, as a map allows).
 _EXACT_LENGTH = frozenset(
     {list, tuple, range, str, bytes, bytearray, dict, set, frozenset, collections.deque}
+    | {type({}.keys()), type({}.values()), type({}.items())}
 )
 
 

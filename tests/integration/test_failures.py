@@ -70,14 +70,18 @@ def test_stop_iteration_from_fn_is_an_error_not_the_end(
 
 @pytest.mark.parametrize("backend", ["process", "serial"])
 @pytest.mark.parametrize("lazy", [False, True])
-def test_fn_stopping_on_the_last_item_of_a_list_is_an_error(backend: str, lazy: bool) -> None:
+@pytest.mark.parametrize("container", ["list", "dict keys"])
+def test_fn_stopping_on_the_last_item_of_a_list_is_an_error(
+    backend: str, lazy: bool, container: str
+) -> None:
     """Past the first items, the caller runs the rest with map, which swallows the
     StopIteration; nothing is left in the input to tell it from the end, but a list's
-    length is exact: one result short is an error too."""
+    (or a dict view's) length is exact: one result short is an error too."""
     fn = partial(next_of_nothing_at, bad=999)
+    items = list(range(1000)) if container == "list" else dict.fromkeys(range(1000)).keys()
     run = parallel_imap if lazy else parallel_map
     with pytest.raises(RuntimeError, match="StopIteration for the item at index 999"):
-        list(run(fn, list(range(1000)), backend=backend))
+        list(run(fn, items, backend=backend))
 
 
 class _LongerThanItIs:
