@@ -111,9 +111,7 @@ def probe(
             batch = list(islice(items, size))
             sample.extend(batch[: TRANSFER_SAMPLE - len(sample)])
             with first_item() if not results else contextlib.nullcontext():
-                extend_serially(results, fn, batch, start)
-            if len(results) - before < len(batch):
-                raise stopped_by_fn(start + len(results))
+                extend_serially_over(results, fn, batch, start)
         else:
             _run_batch(results, fn, items, size, start)
         ended, ended_cpu = time.perf_counter(), time.thread_time()
@@ -261,18 +259,27 @@ def _run_batch(
     The first batches are small, and read into a list first: their length tells fn's
     StopIteration from the end of the input exactly, even on the input's last item.
     """
-    before = len(results)
     if size <= TRANSFER_SAMPLE:
         batch = list(islice(items, size))
-        extend_serially(results, fn, batch, start)
-        if len(results) - before < len(batch):
-            raise stopped_by_fn(start + len(results))
+        extend_serially_over(results, fn, batch, start)
         return len(batch) < size
+    before = len(results)
     extend_serially(results, fn, islice(items, size), start)  # no copy: as fast as map
     if len(results) - before < size:
         check_input_ended(items, start + len(results))
         return True
     return False
+
+
+def extend_serially_over(
+    results: list[Any], fn: Callable[[Any], Any], batch: list[Any], start: int = 0
+) -> None:
+    """``results.extend(map(fn, batch))`` for a list of items, whose length tells fn's
+    StopIteration (map ends there quietly) from the end of the batch."""
+    before = len(results)
+    extend_serially(results, fn, batch, start)
+    if len(results) - before < len(batch):
+        raise stopped_by_fn(start + len(results))
 
 
 def extend_serially_to_the_end(
