@@ -46,6 +46,24 @@ def test_million_trivial_items(benchmark: Benchmark, runner: Callable[[range], l
     assert result[-1] == 1_000_000
 
 
+def add_one(row: Any) -> Any:
+    return row + 1
+
+
+@pytest.mark.parametrize(
+    "runner",
+    [lambda rows: list(map(add_one, rows)), lambda rows: parallel_map(add_one, rows)],
+    ids=["map", "parallel_map"],
+)
+def test_numpy_rows(benchmark: Benchmark, runner: Callable[[Any], list[Any]]) -> None:
+    """2,000 rows of a numpy array, each a few microseconds: they stay in the caller,
+    and pricing what sending a row would cost must not add a quarter to map's time."""
+    np = pytest.importorskip("numpy")
+    rows = np.arange(100_000, dtype=float).reshape(2_000, 50)
+    result = benchmark(runner, rows)
+    assert np.array_equal(np.stack(result), rows + 1)
+
+
 @pytest.mark.parametrize("warm", [False, True], ids=["cold-pool", "warm-pool"])
 def test_origin_example_small(benchmark: Benchmark, warm: bool) -> None:
     """The origin example at a tenth of its size, with and without a warm pool."""

@@ -355,12 +355,9 @@ def test_pricing_large_items_walks_each_once(monkeypatch: pytest.MonkeyPatch) ->
     assert walked == [payloads[:1], 0, payloads[1], 1], "each item and result once"
 
 
-def test_pricing_small_items_times_their_pickle(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Small items are pickled and unpickled for real, as one list each way, as a chunk
-    and its results travel: what they cost is the walk over their objects."""
+def _record_pricing_pickles(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """What the pricing of a sample pickles from now on, in order."""
     import _pickle  # the C pickler alone: pricing does not import pickle.py
-
-    from parmap import _serial
 
     pickled: list[object] = []
     real_dumps = _pickle.dumps
@@ -370,10 +367,44 @@ def test_pricing_small_items_times_their_pickle(monkeypatch: pytest.MonkeyPatch)
         return real_dumps(value, protocol)
 
     monkeypatch.setattr(_pickle, "dumps", recording_dumps)
+    return pickled
+
+
+def test_pricing_small_items_times_their_pickle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small items are pickled and unpickled for real, as lists each way, as a chunk
+    and its results travel: what they cost is the walk over their objects. Cheap ones
+    are priced from the whole sample: the first few pairs, then the rest."""
+    from parmap import _serial
+
+    pickled = _record_pricing_pickles(monkeypatch)
     items, results = list(range(100)), [str(x) for x in range(100)]
     assert _serial.transfer_seconds(items, results) > 0
-    sample = _serial.TRANSFER_SAMPLE
-    assert pickled == [items[:sample], results[:sample]]
+    first, sample = _serial.FIRST_SMALL_SAMPLE, _serial.TRANSFER_SAMPLE
+    assert pickled == [items[:first], results[:first], items[first:sample], results[first:sample]]
+
+
+def test_pricing_costly_small_items_stops_after_the_first_pairs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Where pickling the first pairs says the whole sample would take longer than its
+    limit (numpy rows: 1 ms for 64 pairs, a quarter of map's time over 2,000 of them),
+    those first pairs are the price."""
+    from parmap import _serial
+
+    monkeypatch.setattr(_serial, "TRANSFER_SAMPLE_SECONDS", 0.0)  # any pickle is too long
+    pickled = _record_pricing_pickles(monkeypatch)
+    items, results = list(range(100)), [str(x) for x in range(100)]
+    assert _serial.transfer_seconds(items, results) > 0
+    first = _serial.FIRST_SMALL_SAMPLE
+    assert pickled == [items[:first], results[:first]]
+
+
+def test_pricing_fewer_items_than_the_first_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
+    from parmap import _serial
+
+    pickled = _record_pricing_pickles(monkeypatch)
+    assert _serial.transfer_seconds([1, 2, 3], [2, 3, 4]) > 0
+    assert pickled == [[1, 2, 3], [2, 3, 4]], "each list once, no empty rest"
 
 
 @pytest.mark.parametrize(
