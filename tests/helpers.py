@@ -158,6 +158,15 @@ def return_lock(x: int) -> object:
     return x
 
 
+def lock_after_work(path: str, x: int) -> object:
+    """A millisecond of work whose result cannot be pickled; notes in *path* which
+    process ran it."""
+    with open(path, "a") as file:
+        file.write(f"{os.getpid()}\n")
+    busy_for(0.001)
+    return threading.Lock()
+
+
 class LoadsOnlyInWorkers:
     """Pickles fine but does not unpickle: as a result of a class the caller cannot import,
     or whose ``__setstate__`` fails there."""

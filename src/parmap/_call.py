@@ -197,7 +197,7 @@ class Call:
         self._looked_again = False  # _look_again ran: a call takes one second look
         # (sample, its length, seconds to send one item): a probe's price, shared by its
         # early look for a serial verdict and the verdict itself.
-        self._priced: Optional[tuple[list[Any], int, float]] = None
+        self._priced: Optional[tuple[list[Any], int, Optional[float]]] = None
         # The sample of the probe whose items _clearly_serial has judged: once a probe, as
         # each look prices the sample, which grows with the batches.
         self._judged_sample: Optional[list[Any]] = None
@@ -772,6 +772,7 @@ class Call:
         else:
             verdict = "serial"
         if verdict == "parallel":
+            self._check_the_sample_travels(found, done - len(found.results))
             self._remember_if_clear(found.item_seconds(), remaining, costs)
         elif verdict == "serial":
             _forget_item_seconds(self.fn)
@@ -816,7 +817,19 @@ class Call:
         if priced is None or priced[0] is not found.sample or priced[1] != len(found.sample):
             priced = (found.sample, len(found.sample), found.transfer_seconds())
             self._priced = priced
-        return priced[2]
+        return 0.0 if priced[2] is None else priced[2]
+
+    def _check_the_sample_travels(self, found: Probe, start: int) -> None:
+        """Before work goes to worker processes: where plain pickle failed on the probe's
+        sample (whose first item is the one at *start*), raise now if cloudpickle cannot
+        send it either. Else the error came only once the workers' first chunks were
+        done, minutes in with costly items, for results that could never come back."""
+        priced = self._priced
+        if self.options.backend != "process" or priced is None or priced[2] is not None:
+            return
+        from ._serialization import check_sample_travels
+
+        check_sample_travels(found.sample, found.results[: len(found.sample)], start)
 
     def _may_have_lost_the_cpu(self, found: Probe) -> bool:
         """Whether the probe's CPU time is well short of its clock time and this call

@@ -76,8 +76,9 @@ class Probe(NamedTuple):
     def item_seconds(self) -> float:
         return self.work_seconds() / max(1, len(self.results))
 
-    def transfer_seconds(self) -> float:
-        """Seconds to pickle and unpickle one item and its result (a sample's average)."""
+    def transfer_seconds(self) -> Optional[float]:
+        """Seconds to pickle and unpickle one item and its result (a sample's average);
+        None where the sample does not pickle with plain pickle."""
         return transfer_seconds(self.sample, self.results[: len(self.sample)])
 
 
@@ -316,9 +317,10 @@ def stopped_by_fn(index: int) -> RuntimeError:
 _END = object()
 
 
-def transfer_seconds(items: list[Any], results: list[Any]) -> float:
+def transfer_seconds(items: list[Any], results: list[Any]) -> Optional[float]:
     """Seconds to send one item to a worker process and its result back (a sample's
     average): pickling and unpickling both, and moving their bytes through the pipes.
+    None where plain pickle fails on the sample (cloudpickle may still send it).
 
     Small items are pickled and unpickled for real, as one list, as chunks travel. Large
     ones are priced without copying them: a pickler that only counts what it would write
@@ -337,7 +339,7 @@ def transfer_seconds(items: list[Any], results: list[Any]) -> float:
             )
         return _small_transfer_seconds(pickler, items[:sampled], results[:sampled])
     except Exception:
-        return 0.0
+        return None
 
 
 def _small_transfer_seconds(pickler: Any, items: list[Any], results: list[Any]) -> float:

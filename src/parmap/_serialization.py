@@ -67,12 +67,38 @@ def dumps_message(message: tuple[Any, ...], items: Sequence[Any], start: int) ->
         return pickle_portable(message, apart=True)
     except Exception as exc:
         index, culprit, error = _first_unpicklable(items, exc)
-        msg = (
-            f"cannot send the item at index {start + index} (a {type(culprit).__name__}) "
-            f"to a worker process: {type(error).__name__}: {error}. Make the items "
-            f"picklable, {_THREAD_HINT}."
-        )
-        raise SerializationError(msg) from error
+        raise SerializationError(_unsendable_item_message(start + index, culprit, error)) from error
+
+
+def _unsendable_item_message(index: int, item: object, error: Exception) -> str:
+    return (
+        f"cannot send the item at index {index} (a {type(item).__name__}) to a worker "
+        f"process: {type(error).__name__}: {error}. Make the items picklable, {_THREAD_HINT}."
+    )
+
+
+def check_sample_travels(items: Sequence[Any], results: Sequence[Any], start: int) -> None:
+    """Raise :class:`SerializationError` if an item of the caller's sample (the items from
+    index *start* on, run in the caller to time fn), or its result, cannot be sent to or
+    from a worker process, even by value: before workers run chunks whose results could
+    never come back."""
+    for index, item in enumerate(items):
+        try:
+            dumps_portable(item)
+        except Exception as exc:
+            raise SerializationError(_unsendable_item_message(start + index, item, exc)) from exc
+    for index, result in enumerate(results):
+        try:
+            dumps_portable(result)
+        except Exception as exc:
+            msg = (
+                f"fn's results cannot come back from worker processes: the result for the "
+                f"item at index {start + index} (a {type(result).__name__}) cannot be "
+                f"pickled ({type(exc).__name__}: {exc}). That item ran in the calling "
+                f"process, which times fn's first items; the rest of this input would run "
+                f"in workers. Return picklable values from fn, {_THREAD_HINT}."
+            )
+            raise SerializationError(msg) from exc
 
 
 def dumps_portable(value: object) -> bytes:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
@@ -21,6 +23,7 @@ from helpers import (
     fail_at,
     fail_at_seven,
     fail_in_initializer,
+    lock_after_work,
     next_of_nothing_at,
     raise_bad_init,
     return_lock,
@@ -317,6 +320,23 @@ def test_unpicklable_result_names_its_index(start_method: str) -> None:
     """A result that cannot be pickled gives SerializationError naming the item."""
     with pytest.raises(SerializationError, match=r"result for the item at index 4"):
         parallel_map(return_lock, range(8), 2, 1, start_method=start_method, serial_fallback=False)
+
+
+@pytest.mark.parametrize("lazy", [False, True], ids=["parallel_map", "parallel_imap"])
+def test_results_that_cannot_come_back_fail_before_workers_run_any(
+    start_method: str, tmp_path: Path, lazy: bool
+) -> None:
+    """Results that cannot be pickled (a lock), seen in the caller's first items, fail
+    the call when its verdict would send the rest to workers, naming the item: not once
+    the workers' first chunks are done, minutes in with costly items."""
+    ran = tmp_path / "ran"
+    fn = partial(lock_after_work, str(ran))
+    items = range(2_000)  # 2 s of work: workers pay off under every start method
+    cannot = r"results cannot come back from worker processes: .* index 0 \(a lock\)"
+    mapper = parallel_imap if lazy else parallel_map
+    with pytest.raises(SerializationError, match=cannot):
+        list(mapper(fn, items, 2, start_method=start_method))
+    assert set(ran.read_text().split()) == {str(os.getpid())}, "no worker ran an item"
 
 
 def test_result_that_does_not_unpickle_in_the_caller_names_its_items(start_method: str) -> None:

@@ -21,7 +21,12 @@ from parmap._errors import (
     item_note,
     rebuild_exception,
 )
-from parmap._serialization import dumps_callable, dumps_exception, dumps_message
+from parmap._serialization import (
+    check_sample_travels,
+    dumps_callable,
+    dumps_exception,
+    dumps_message,
+)
 
 from helpers import BadInit
 
@@ -234,6 +239,25 @@ def test_dumps_message_names_the_first_unpicklable_item(start: int, offset: int)
         ),
     ) as info:
         dumps_message(("chunk", start, items), items, start)
+    assert isinstance(info.value.__cause__, TypeError)
+
+
+def test_a_sample_that_cloudpickle_sends_travels() -> None:
+    """Plain pickle fails on lambdas as items or results; by value they go, so the
+    probe's check lets the call go to workers."""
+    check_sample_travels([lambda: 1, 2], [3, lambda: 4], start=100)
+
+
+def test_the_sample_check_names_the_first_item_or_result_that_cannot_go() -> None:
+    """Items are checked before results (an item that cannot go is the first failure a
+    chunk would meet); the index counts from the sample's first item, *start*."""
+    lock = threading.Lock()
+    with pytest.raises(SerializationError, match=r"cannot send the item at index 11 \(a lock"):
+        check_sample_travels([1, lock], [lock, 2], start=10)
+    with pytest.raises(
+        SerializationError, match=r"results cannot come back .* the item at index 12 \(a lock"
+    ) as info:
+        check_sample_travels([1, 2, 3], [1, 2, lock], start=10)
     assert isinstance(info.value.__cause__, TypeError)
 
 
