@@ -624,7 +624,9 @@ class Call:
 
         Then the items cost about what they did, and a probe in the caller would only
         take a CPU from a worker. An early answer means cheaper items: None, and the
-        caller probes the next items beside the workers.
+        caller probes the next items beside the workers; fn's item time is forgotten, so
+        that its next call probes first too, instead of paying a round trip again (10
+        items of 20 us took 0.6 ms a call that way, map 0.2 ms).
         """
         early.hand_out_now()
         if early.error is not None:
@@ -645,6 +647,7 @@ class Call:
             answered = session.poll(ends - time.perf_counter())
             # Selectors round short timeouts up to a millisecond: the clock decides.
             if answered and time.perf_counter() < ends:
+                _forget_item_seconds(self.fn)
                 return None
         debug(
             "handed out %d item(s) at once; still running after %.2f ms",

@@ -677,6 +677,19 @@ def test_a_call_that_stayed_in_the_caller_hands_nothing_out_next_time() -> None:
     assert set(parallel_map(_slow_then_pid, cheap, 2)) == {os.getpid()}
 
 
+def test_a_call_whose_workers_answered_early_hands_nothing_out_next_time() -> None:
+    """fn's last call was costly, so this one hands an item to each worker at once. They
+    answer early, and the input ends in the caller's probe: the items are cheap. The
+    next call must not hand items out again, paying a round trip for them (10 items of
+    20 us: 0.6 ms a call, against map's 0.2 ms)."""
+    parallel_map(square, range(4), 2, serial_fallback=False)  # the pool is warm
+    assert set(parallel_map(_slow_then_pid, COSTLY, 2)) - {os.getpid()}
+    cheap = [0] * 10
+    assert set(parallel_map(_slow_then_pid, cheap, 2)) - {os.getpid()}, "handed out at once"
+    assert _item_seconds_remembered(_slow_then_pid) is None, "the 40 ms is forgotten"
+    assert set(parallel_map(_slow_then_pid, cheap, 2)) == {os.getpid()}
+
+
 def test_cheap_items_taken_for_costly_ones_run_in_the_caller_after_all(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
