@@ -408,21 +408,25 @@ class Call:
 
             session = check = CostCheck(session, handover.item_seconds, handover.next_index)
         done = handover.next_index
-        next_size: Callable[[Optional[int]], int]
+        next_size: Callable[[Optional[int], int], int]
         remaining = None if self.total is None else self.total - done
         if options.chunksize is not None:
             fixed = options.chunksize
-            next_size = lambda _: fixed  # noqa: E731 - a constant size
+            next_size = lambda remaining, start: fixed  # noqa: E731 - a constant size
         else:
-            next_size = partial(
-                chunk_size, workers=options.workers, item_seconds=handover.item_seconds
+            workers, item_seconds = options.workers, handover.item_seconds
+            # A stream's chunks grow with what was read, once the caller's probe read some.
+            ramp = done > 0
+            next_size = lambda remaining, start: chunk_size(  # noqa: E731 - a closure
+                remaining, workers, item_seconds, seen=start if ramp else 0
             )
         if check is not None:
             next_size = check.sizes(next_size)
         if options.buffersize is not None:
             buffersize = options.buffersize
         elif self.lazy:
-            buffersize = default_buffersize(options.workers, next_size(remaining))
+            # Room for the chunks of a long stream, not just the first, smaller ones.
+            buffersize = default_buffersize(options.workers, next_size(remaining, 0))
         else:
             buffersize = sys.maxsize  # parallel_map holds the whole input anyway
         debug(
@@ -523,6 +527,7 @@ class Call:
         start_seconds = self._start_seconds()
         budget = max(MIN_PROBE_SECONDS, start_seconds)
         verdict = ""
+        first_batch = 1
         while True:
             if verdict == LOOK_AGAIN:
                 found = self._look_again(early, done)
@@ -545,6 +550,7 @@ class Call:
                     stop=partial(self._probe_can_stop, early, done, start_seconds),
                     start=done,
                     limit=self._probe_limit(),
+                    first_batch=first_batch,
                 )
             if early.error is not None:
                 raise early.error
@@ -584,6 +590,9 @@ class Call:
                 return None
             if verdict != LOOK_AGAIN:
                 budget *= 2
+                # The items' cost is known by now: the next probe need not find it
+                # again from one item (11 batches a round of 1,024 cheap items).
+                first_batch = max(1, len(found.results) // 2)
 
     def _remember_if_clear(self, item_seconds: float, remaining: int, costs: Costs) -> None:
         """Remember fn's item time for its next call (which then hands out work at once,

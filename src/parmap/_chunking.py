@@ -35,8 +35,11 @@ class Costs(NamedTuple):
     per_item: float  # pickling an item and its result, both ways
 
 
-def chunk_size(remaining: Optional[int], workers: int, item_seconds: Optional[float]) -> int:
-    """Items in the next chunk, given what is left and what one item costs.
+def chunk_size(
+    remaining: Optional[int], workers: int, item_seconds: Optional[float], seen: int = 0
+) -> int:
+    """Items in the next chunk, given what is left and what one item costs; *seen* items
+    of the input were read before this chunk.
 
     >>> chunk_size(1000, 2, None)
     125
@@ -44,6 +47,8 @@ def chunk_size(remaining: Optional[int], workers: int, item_seconds: Optional[fl
     5
     >>> chunk_size(None, 2, 0.000_001)  # a stream of cheap items: 10 ms worth
     10000
+    >>> chunk_size(None, 2, 0.000_001, seen=16_000)  # ... that may end soon
+    2000
     """
     floor, ceiling = 1, None
     if item_seconds is not None and item_seconds > 0:
@@ -51,6 +56,12 @@ def chunk_size(remaining: Optional[int], workers: int, item_seconds: Optional[fl
         ceiling = max(1, int(MAX_CHUNK_SECONDS / item_seconds))
     if remaining is None:
         size = floor if item_seconds else DEFAULT_STREAM_CHUNKSIZE
+        if seen and item_seconds:
+            # A stream may end soon after the caller's probe: take a guided share of as
+            # much again as was seen (the verdict's guess), growing to the floor. One
+            # floor-sized chunk held all 14,000 items left of a 30,000-item stream of
+            # 0.5 us items, for one worker: 1.6x map's time.
+            size = min(size, math.ceil(seen / (GUIDE_FACTOR * workers)))
     else:
         size = max(floor, math.ceil(remaining / (GUIDE_FACTOR * workers)))
         # Never more than an even share of what is left: near the end, a floor-sized

@@ -17,6 +17,8 @@ from typing import Any, Callable, Optional
 
 from ._backends import Chunk, Running, Session
 
+#: Picks a chunk's size from the items left (None: unknown) and its first item's index.
+ChunkSizer = Callable[[Optional[int], int], int]
 #: A chunk back this many times sooner per item than assumed shows the assumption wrong
 #: (the assumed time may read up to 2x high: it was measured beside busy workers).
 CHEAPER_FACTOR = 8
@@ -33,9 +35,9 @@ class CostCheck:
         self.cheaper = False  # a chunk came back too soon: no more chunks
         self.next_index = next_index  # the first item not yet submitted
 
-    def sizes(self, next_size: Callable[[Optional[int]], int]) -> Callable[[Optional[int]], int]:
+    def sizes(self, next_size: ChunkSizer) -> ChunkSizer:
         """*next_size*, but 0 (no more chunks: the input looks ended) once cheaper."""
-        return lambda remaining: 0 if self.cheaper else next_size(remaining)
+        return lambda remaining, start: 0 if self.cheaper else next_size(remaining, start)
 
     def has_capacity(self) -> bool:
         return self._session.has_capacity()

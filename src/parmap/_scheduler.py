@@ -24,11 +24,12 @@ def iter_chunks(
     items: Iterator[Any],
     start: int,
     remaining: Optional[int],
-    next_size: Callable[[Optional[int]], int],
+    next_size: Callable[[Optional[int], int], int],
 ) -> Iterator[Chunk]:
-    """Consecutive chunks of *items*; *next_size* picks each size from what is left."""
+    """Consecutive chunks of *items*; ``next_size(remaining, start)`` picks each size from
+    what is left (None: unknown) and the index of the chunk's first item."""
     while True:
-        size = next_size(remaining)
+        size = next_size(remaining, start)
         batch = list(islice(items, size))
         if not batch:
             return

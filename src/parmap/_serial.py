@@ -93,18 +93,20 @@ def probe(
     stop: Callable[[Probe], bool] = lambda found: False,
     start: int = 0,
     limit: Optional[int] = None,
+    first_batch: int = 1,
 ) -> Probe:
     """Run items in the caller until *items* ends or its items have taken *budget*
     seconds (``Probe.work_seconds``).
 
     *start* is the index of the first item (for error notes); at most *limit* items
     are read. The first item runs inside ``first_item()``; the probe ends early once
-    ``stop(probe_so_far)`` says so. Batches double, but never beyond what the time
-    per item measured so far says fits in the rest of the budget.
+    ``stop(probe_so_far)`` says so. Batches start at *first_batch* items and double, but
+    never beyond what the time per item measured so far says fits in the rest of the
+    budget.
     """
     results: list[Any] = []
     sample: list[Any] = []  # the first items, kept to price sending one
-    size = 1
+    size = first_batch
     began, began_cpu = time.perf_counter(), time.thread_time()
     began_waits = voluntary_switches()
     while True:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import time
-from functools import partial
 from typing import Optional
 
 import pytest
@@ -142,6 +141,22 @@ def test_unknown_length_with_known_cost_uses_the_floor(item: float) -> None:
     assert chunk_size(None, 4, item) == max(1, math.ceil(MIN_CHUNK_SECONDS / item))
 
 
+@pytest.mark.parametrize("item", [1e-6, 1e-3])
+def test_a_stream_after_the_probe_gets_a_guided_share_of_what_was_seen(item: float) -> None:
+    """Past the caller's probe, a stream may end soon: its chunks are a guided share of as
+    much again as was read, growing with it to the floor, not one floor-sized chunk that
+    takes all that is left for one worker."""
+    floor = chunk_size(None, 2, item)
+    assert chunk_size(None, 2, item, seen=800) == min(floor, 100)
+    sizes = [chunk_size(None, 2, item, seen=seen) for seen in (8, 800, 80_000, 8_000_000)]
+    assert sizes == sorted(sizes), "growing with what was read"
+    assert sizes[-1] == floor
+
+
+def test_a_stream_of_unknown_cost_keeps_the_default_whatever_was_seen() -> None:
+    assert chunk_size(None, 4, None, seen=10_000) == DEFAULT_STREAM_CHUNKSIZE
+
+
 @given(remaining=st.integers(0, 20_000), workers=worker_counts, item=item_costs)
 def test_successive_chunks_partition_the_input(
     remaining: int, workers: int, item: Optional[float]
@@ -168,7 +183,10 @@ def test_iter_chunks_covers_every_item_once_in_order(
 ) -> None:
     """iter_chunks yields consecutive chunks whose starts index the items exactly."""
     items = list(range(start, start + remaining))
-    next_size = partial(chunk_size, workers=workers, item_seconds=item)
+
+    def next_size(left: Optional[int], first: int) -> int:
+        return chunk_size(left, workers, item, seen=first)
+
     chunks = list(iter_chunks(iter(items), start, remaining, next_size))
     assert [x for chunk in chunks for x in chunk.items] == items
     for chunk in chunks:
@@ -179,7 +197,7 @@ def test_iter_chunks_covers_every_item_once_in_order(
 
 def test_iter_chunks_with_unknown_length_ends_with_the_input() -> None:
     """With remaining=None, chunks follow next_size until the iterator runs dry."""
-    chunks = list(iter_chunks(iter(range(10)), 0, None, lambda _: 4))
+    chunks = list(iter_chunks(iter(range(10)), 0, None, lambda remaining, start: 4))
     assert [(c.start, c.items) for c in chunks] == [
         (0, [0, 1, 2, 3]),
         (4, [4, 5, 6, 7]),
@@ -191,7 +209,7 @@ def test_iter_chunks_passes_the_remaining_count() -> None:
     """next_size sees what is left after each chunk (None when the length is unknown)."""
     seen: list[Optional[int]] = []
 
-    def next_size(remaining: Optional[int]) -> int:
+    def next_size(remaining: Optional[int], start: int) -> int:
         seen.append(remaining)
         return 3
 

@@ -34,23 +34,23 @@ class InstantSession:
 
 def test_a_chunk_back_far_sooner_than_assumed_stops_the_chunks() -> None:
     check = CostCheck(InstantSession(), item_seconds=1.0, next_index=0)  # 10 items: 10 s, assumed
-    sizes = check.sizes(lambda remaining: 10)
+    sizes = check.sizes(lambda remaining, start: 10)
     check.submit(Chunk(0, list(range(10))))
-    assert sizes(100) == 10, "nothing is known before a chunk is back"
+    assert sizes(100, 0) == 10, "nothing is known before a chunk is back"
     assert check.wait(None) == [(0, [x * x for x in range(10)])]
     assert check.cheaper
-    assert sizes(90) == 0, "no more chunks"
+    assert sizes(90, 10) == 0, "no more chunks"
     assert check.next_index == 10, "where the caller takes over"
 
 
 def test_chunks_as_slow_as_assumed_go_on() -> None:
     check = CostCheck(InstantSession(), item_seconds=1e-12, next_index=0)  # sooner is impossible
-    sizes = check.sizes(lambda remaining: 10)
+    sizes = check.sizes(lambda remaining, start: 10)
     for start in (0, 10):
         check.submit(Chunk(start, list(range(start, start + 10))))
         check.wait(None)
     assert not check.cheaper
-    assert sizes(80) == 10
+    assert sizes(80, 20) == 10
     assert check.next_index == 20
 
 
