@@ -66,6 +66,7 @@ if TYPE_CHECKING:
     from ._backends._executor import ExecutorSession, StartMark
     from ._backends._process import PoolSettings, ProcessPool, ProcessSession
     from ._backends._threads import ThreadSettings
+    from ._recheck import ChunkClock
 
 #: Seconds to start a cold pool, by start method, measured on Linux (2 workers):
 #: forking is cheap; spawn boots a fresh interpreter per worker.
@@ -410,40 +411,20 @@ class Call:
     def _parallel_phase(self, handover: Handover) -> Iterator[list[Any]]:
         options = self.options
         session = handover.session or self._open_session()
-        check = None
-        if handover.assumed and handover.item_seconds and options.chunksize is None:
-            from ._recheck import CostCheck
-
-            session = check = CostCheck(session, handover.item_seconds, handover.next_index)
+        clock = self._chunk_clock(session, handover)
+        if clock is not None:
+            session = clock
         done = handover.next_index
-        next_size: Callable[[Optional[int], int], int]
         remaining = None if self.total is None else self.total - done
-        if options.chunksize is not None:
-            fixed = options.chunksize
-            next_size = lambda remaining, start: fixed  # noqa: E731 - a constant size
-        else:
-            workers, item_seconds = options.workers, handover.item_seconds
-            # A stream's chunks grow with what was read, once the caller's probe read some.
-            ramp = done > 0
-            next_size = lambda remaining, start: chunk_size(  # noqa: E731 - a closure
-                remaining, workers, item_seconds, seen=start if ramp else 0
-            )
-        if check is not None:
-            next_size = check.sizes(next_size)
-        if options.buffersize is not None:
-            buffersize = options.buffersize
-        elif self.lazy:
-            # Room for the chunks of a long stream, not just the first, smaller ones.
-            buffersize = default_buffersize(options.workers, next_size(remaining, 0))
-        else:
-            buffersize = sys.maxsize  # parallel_map holds the whole input anyway
+        next_size = self._chunk_sizer(handover, clock)
+        buffersize = self._buffer_limit(next_size, remaining)
         debug(
             "going parallel: backend=%s%s workers=%d chunksize=%s buffersize=%d",
             self.backend_name,
             f" start_method={self.pool.start_method}" if self.pool is not None else "",
             options.workers,
             options.chunksize or "auto",
-            buffersize,
+            buffersize(),
         )
         yield from run_chunks(
             session,
@@ -454,8 +435,58 @@ class Call:
             submitted=handover.submitted,
             ready=handover.ready,
         )
-        if check is not None and check.cheaper:
-            yield from self._time_the_rest(check.next_index)
+        if clock is not None and clock.cheaper:
+            yield from self._time_the_rest(clock.next_index)
+
+    def _chunk_clock(self, session: Session, handover: Handover) -> Optional[ChunkClock]:
+        """A clock on the chunks, where automatic sizes need what it tells: checking an
+        item time assumed from fn's last call (``CostCheck``), or learning one where
+        nothing measured it (worker processes under ``serial_fallback=False``)."""
+        if self.options.chunksize is not None:
+            return None
+        if handover.assumed and handover.item_seconds:
+            from ._recheck import CostCheck
+
+            return CostCheck(session, handover.item_seconds, handover.next_index)
+        if handover.item_seconds is None and self.options.backend == "process":
+            from ._recheck import ChunkClock
+
+            return ChunkClock(session, handover.next_index)
+        return None
+
+    def _chunk_sizer(
+        self, handover: Handover, clock: Optional[ChunkClock]
+    ) -> Callable[[Optional[int], int], int]:
+        """What picks each chunk's size, from the items left and its first item's index."""
+        if self.options.chunksize is not None:
+            fixed = self.options.chunksize
+            return lambda remaining, start: fixed
+        workers = self.options.workers
+        # A stream's chunks grow with what was read, once the caller's probe read some.
+        ramp = handover.next_index > 0
+
+        def sized(remaining: Optional[int], start: int) -> int:
+            item_seconds = handover.item_seconds
+            if item_seconds is None and clock is not None:
+                item_seconds = clock.item_seconds
+            return chunk_size(remaining, workers, item_seconds, seen=start if ramp else 0)
+
+        return sized if clock is None else clock.sizes(sized)
+
+    def _buffer_limit(
+        self, next_size: Callable[[Optional[int], int], int], remaining: Optional[int]
+    ) -> Callable[[], int]:
+        """Most items read and not yet yielded: the user's buffersize; else, for a lazy
+        consumer, two chunks per worker as chunks are sized now (timed chunks grow),
+        room for a long stream's chunks and not only its first, smaller ones; no limit
+        for parallel_map, which holds the whole input anyway."""
+        if self.options.buffersize is not None:
+            limit = self.options.buffersize
+            return lambda: limit
+        if not self.lazy:
+            return lambda: sys.maxsize
+        workers = self.options.workers
+        return lambda: default_buffersize(workers, next_size(remaining, 0))
 
     def _time_the_rest(self, done: int) -> Iterator[list[Any]]:
         """The items turned out far cheaper than fn's last call said: forget what it

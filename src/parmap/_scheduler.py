@@ -44,15 +44,17 @@ def run_chunks(
     chunks: Iterator[Chunk],
     *,
     ordered: bool,
-    buffersize: int,
+    buffersize: Callable[[], int],
     deadline: Optional[Deadline],
     submitted: Iterable[int] = (),
     ready: Optional[tuple[int, list[Any]]] = None,
 ) -> Iterator[list[Any]]:
     """Yield each chunk's results, in input order when *ordered*; cancel on any exit.
 
-    *submitted* lists the starts of single-item chunks the session already runs;
-    *ready* is a chunk (start, results) the caller ran itself, which follows them.
+    ``buffersize()`` is the most items read and not yet yielded, as it stands (it may
+    grow as chunks do). *submitted* lists the starts of single-item chunks the session
+    already runs; *ready* is a chunk (start, results) the caller ran itself, which
+    follows them.
     """
     in_flight: deque[int] = deque(submitted)  # chunk starts, in input order
     finished: dict[int, list[Any]] = {}
@@ -65,7 +67,7 @@ def run_chunks(
     watch = StallWatch()
     try:
         while True:
-            while not exhausted and held < buffersize and session.has_capacity():
+            while not exhausted and held < buffersize() and session.has_capacity():
                 chunk = next(chunks, None)
                 if chunk is None:
                     exhausted = True
