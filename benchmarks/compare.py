@@ -62,7 +62,9 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=None, help="default: usable CPUs")
     parser.add_argument("--only", default="", help="comma-separated workload names")
     parser.add_argument(
-        "--contenders", default="", help="comma-separated contender names (default: all)"
+        "--contenders",
+        default="",
+        help="comma-separated contender names (default: all); map and parmap always run",
     )
     parser.add_argument("--time-limit", type=float, default=30.0, help="seconds per run")
     parser.add_argument("--memory-limit", type=float, default=2000.0, help="MB per run")
@@ -119,8 +121,10 @@ def compare(names: list[str], workers: int, args: argparse.Namespace) -> dict[st
         workload = WORKLOADS[name]
         contenders = contenders_for(workload)
         if args.contenders:
-            chosen = args.contenders.split(",")
-            contenders = [c for c in contenders if c in chosen or c == "map"]
+            # map and the row's own parmap always run: every ratio of the row needs them
+            # (on threads, parmap is "parmap threads (32)").
+            chosen = {*args.contenders.split(","), "map", parmap_contender(workload)}
+            contenders = [c for c in contenders if c in chosen]
         runs: dict[str, list[dict[str, Any]]] = {c: [] for c in contenders}
         # Computed once here, so each child only checks its answer against it.
         expected = scratch / f"{name}.pickle"

@@ -51,3 +51,17 @@ def test_compare_writes_a_table_that_follows_from_its_rounds(tmp_path: Path) -> 
     floors = [line for line in text.splitlines() if line.startswith("| trivial_1m: ≤ 1.10x")]
     holds = "yes" if median <= 1.10 else "**no**"
     assert floors == [f"| trivial_1m: ≤ 1.10x `map` | {median:.3f}x | {holds} |"]
+
+
+@pytest.mark.timeout(120)
+def test_a_chosen_few_contenders_still_give_every_row_its_parmap(tmp_path: Path) -> None:
+    """`--contenders map` on the thread row runs its own parmap, "parmap threads (32)",
+    too: the table divides by it (the script stopped there with a KeyError)."""
+    page, saved = tmp_path / "performance.md", tmp_path / "latest.json"
+    page.write_text("<!-- comparison:start -->\n<!-- comparison:end -->\n")
+    command = [sys.executable, str(HERE / "compare.py"), "--only", "io_threads", "--scale", "0.01"]
+    command += ["--repeat", "1", "--contenders", "map", "--out", str(page), "--json", str(saved)]
+    subprocess.run(command, check=True, capture_output=True, timeout=100)
+
+    assert set(json.loads(saved.read_text())["rows"][0]["runs"]) == {"map", "parmap threads (32)"}
+    assert any(line.startswith("| 200 I/O waits") for line in page.read_text().splitlines())
