@@ -462,14 +462,12 @@ class Call:
             fixed = self.options.chunksize
             return lambda remaining, start: fixed
         workers = self.options.workers
-        # A stream's chunks grow with what was read, once the caller's probe read some.
-        ramp = handover.next_index > 0
 
         def sized(remaining: Optional[int], start: int) -> int:
             item_seconds = handover.item_seconds
             if item_seconds is None and clock is not None:
                 item_seconds = clock.item_seconds
-            return chunk_size(remaining, workers, item_seconds, seen=start if ramp else 0)
+            return chunk_size(remaining, workers, item_seconds, seen=start)
 
         return sized if clock is None else clock.sizes(sized)
 
@@ -486,7 +484,8 @@ class Call:
         if not self.lazy:
             return lambda: sys.maxsize
         workers = self.options.workers
-        return lambda: default_buffersize(workers, next_size(remaining, 0))
+        # Sized as far into a stream as can be: its chunks once they are fully grown.
+        return lambda: default_buffersize(workers, next_size(remaining, sys.maxsize))
 
     def _time_the_rest(self, done: int) -> Iterator[list[Any]]:
         """The items turned out far cheaper than fn's last call said: forget what it

@@ -4,8 +4,8 @@ where nothing measured it, and to check an item time that an earlier call measur
 With ``serial_fallback=False`` no item runs in the caller first, so chunk sizes start
 from what is known of the input alone (16 items of a stream), and a stream of cheap items
 took 5 to 6 times as long as ``map`` in 16-item chunks. ``ChunkClock`` gives the sizes the
-latest chunk's time per item instead: its round trip included, so an upper bound, the
-closer the larger the chunk.
+chunks' time per item instead: round trips included, so an upper bound, the closer the
+larger the chunks.
 
 A call whose fn was costly last time hands work out at once, and goes parallel when no
 worker answers early (``_early.py``). But a worker that answers late on a busy machine
@@ -32,12 +32,20 @@ CHEAPER_FACTOR = 8
 
 
 class ChunkClock:
-    """A session that times each chunk it sends: ``item_seconds`` is the latest one's
-    time per item (None until one is back)."""
+    """A session that times each chunk it sends: ``item_seconds`` is their time per item
+    (None until one is back), each chunk weighed by its items and half as much as the
+    one back after it.
+
+    By its items: a small chunk's round trip swells its time per item, and taken alone
+    it cut the next chunk small, which then did the same: one worker went on with small
+    chunks beside the other's large ones. Less and less the older: items may change cost
+    as the input goes on.
+    """
 
     def __init__(self, session: Session, next_index: int = 0) -> None:
         self._session = session
         self._sent: dict[int, tuple[int, float]] = {}  # start: (items, when sent)
+        self._seconds = self._items = 0.0  # the chunks' times and items, weighed
         self.item_seconds: Optional[float] = None
         self.next_index = next_index  # the first item not yet submitted
         self.cheaper = False  # a chunk showed the items far cheaper than assumed
@@ -65,7 +73,9 @@ class ChunkClock:
         return finished
 
     def _timed(self, items: int, seconds: float) -> None:
-        self.item_seconds = seconds / items
+        self._seconds = self._seconds / 2 + seconds
+        self._items = self._items / 2 + items
+        self.item_seconds = self._seconds / self._items
 
     def cancel(self) -> None:
         self._session.cancel()

@@ -888,38 +888,50 @@ def test_without_the_probe_a_streams_chunks_follow_their_timing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """With serial_fallback=False nothing is measured before work goes out: a stream's
-    first chunks hold the default 16 items, and later ones what the timed chunks say fits
-    in 10 ms, with room for one per worker. In 16-item chunks throughout, a stream of
+    first chunks hold the default 16 items, and later ones grow with what the timed chunks
+    say fits in 10 ms. In 16-item chunks throughout (3,125 of them here), a stream of
     cheap items took 5 to 6 times as long as map."""
     from parmap._chunking import DEFAULT_STREAM_CHUNKSIZE
 
-    events: list[tuple[str, int]] = []
-    submit, wait = ProcessSession.submit, ProcessSession.wait
+    sizes: list[int] = []
+    submit = ProcessSession.submit
 
     def recording_submit(session: ProcessSession, chunk: Chunk) -> None:
-        events.append(("sent", len(chunk.items)))
+        sizes.append(len(chunk.items))
         submit(session, chunk)
 
-    def recording_wait(session: ProcessSession, timeout: Any) -> Any:
-        finished = wait(session, timeout)
-        events.extend(("back", len(results)) for _, results in finished)
-        return finished
-
     monkeypatch.setattr(ProcessSession, "submit", recording_submit)
-    monkeypatch.setattr(ProcessSession, "wait", recording_wait)
     stream = (x for x in range(50_000))
     assert list(parallel_imap(square, stream, 2, serial_fallback=False)) == [
         x * x for x in range(50_000)
     ]
-    sizes = [size for event, size in events if event == "sent"]
     assert sizes[0] == DEFAULT_STREAM_CHUNKSIZE
-    assert max(sizes) >= 500, "sizes follow the timed chunks"
-    out: list[int] = []  # sizes of the chunks out, as the events go
-    most_large_out = 0
-    for event, size in events:
-        if event == "sent":
-            out.append(size)
-        else:
-            out.remove(size)
-        most_large_out = max(most_large_out, sum(size >= 500 for size in out))
-    assert most_large_out == 2, "a large chunk per worker: the buffer grows with them"
+    assert max(sizes) >= 1_000, "sizes follow the timed chunks"
+    assert len(sizes) < 300
+
+
+def test_a_lazy_calls_buffer_grows_with_its_timed_chunks() -> None:
+    """parallel_imap's default buffer is two chunks per worker as chunks are sized now:
+    as the timed chunks grow, so does the room for them (a buffer fixed at the first
+    16-item chunks let one large chunk out at a time)."""
+    from parmap._call import Call, Handover
+    from parmap._options import make_options
+    from parmap._recheck import ChunkClock
+
+    options = make_options(
+        workers=2,
+        chunksize=None,
+        backend="process",
+        start_method=None,
+        serial_fallback=False,
+        timeout=None,
+        progress=False,
+        initializer=None,
+        initargs=(),
+    )
+    call = Call(square, iter(()), None, options, lazy=True)
+    clock = ChunkClock(object())  # type: ignore[arg-type]  # no chunk goes out: never asked
+    buffersize = call._buffer_limit(call._chunk_sizer(Handover(None, [], 0, None), clock), None)
+    assert buffersize() == 2 * 2 * 16, "nothing timed yet: two 16-item chunks per worker"
+    clock.item_seconds = 1e-6
+    assert buffersize() == 2 * 2 * 10_000, "then two 10 ms chunks per worker"

@@ -142,14 +142,15 @@ def test_unknown_length_with_known_cost_uses_the_floor(item: float) -> None:
 
 
 @pytest.mark.parametrize("item", [1e-6, 1e-3])
-def test_a_stream_after_the_probe_gets_a_guided_share_of_what_was_seen(item: float) -> None:
-    """Past the caller's probe, a stream may end soon: its chunks are a guided share of as
-    much again as was read, growing with it to the floor, not one floor-sized chunk that
-    takes all that is left for one worker."""
+def test_a_stream_gets_a_guided_share_of_what_was_read(item: float) -> None:
+    """A stream may end soon: its chunks are a guided share of as much again as was read
+    (by the caller's probe, and in chunks), growing with it to the floor, not one
+    floor-sized chunk that takes all that is left for one worker."""
     floor = chunk_size(None, 2, item)
-    assert chunk_size(None, 2, item, seen=800) == min(floor, 100)
-    sizes = [chunk_size(None, 2, item, seen=seen) for seen in (8, 800, 80_000, 8_000_000)]
+    assert chunk_size(None, 2, item, seen=800) == min(floor, 200)
+    sizes = [chunk_size(None, 2, item, seen=seen) for seen in (0, 8, 800, 80_000, 8_000_000)]
     assert sizes == sorted(sizes), "growing with what was read"
+    assert sizes[0] == min(floor, DEFAULT_STREAM_CHUNKSIZE), "never under the default"
     assert sizes[-1] == floor
 
 

@@ -76,20 +76,31 @@ def test_close_and_cancel_reach_the_session() -> None:
     assert session.cancelled
 
 
-def test_a_clock_learns_the_latest_chunks_time_per_item(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Round trip included: 16 items back in 2 ms read as 125 us each; then 1,600 back in
-    8 ms as 5 us. The latest counts, so sizes follow the items as they change."""
+def test_a_clock_learns_the_chunks_time_per_item(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Round trips included, each chunk weighed by its items and half as much as the next
+    one: 16 items back in 2 ms read as 125 us each, and 1,600 more in 8 ms bring it near
+    their 5 us. A small chunk after them, its round trip swelling its time per item, moves
+    it little; chunks that take longer per item move it up, so sizes follow the items."""
     now = [0.0]
     monkeypatch.setattr(_recheck, "time", SimpleNamespace(perf_counter=lambda: now[0]))
     clock = ChunkClock(InstantSession())
+    start = 0
+
+    def chunk_back(items: int, seconds: float) -> float:
+        nonlocal start
+        clock.submit(Chunk(start, list(range(items))))
+        start += items
+        now[0] += seconds
+        clock.wait(None)
+        assert clock.item_seconds is not None
+        return clock.item_seconds
+
     assert clock.item_seconds is None, "nothing is known before a chunk is back"
-    clock.submit(Chunk(0, list(range(16))))
-    now[0] += 0.002
-    clock.wait(None)
-    assert clock.item_seconds == pytest.approx(0.002 / 16)
-    clock.submit(Chunk(16, list(range(1_600))))
-    now[0] += 0.008
-    clock.wait(None)
-    assert clock.item_seconds == pytest.approx(0.008 / 1_600)
+    assert chunk_back(16, 0.002) == pytest.approx(0.002 / 16)
+    assert chunk_back(1_600, 0.008) == pytest.approx(0.009 / 1_608)
+    assert chunk_back(16, 0.002) < 2 * 0.009 / 1_608, "a small chunk moves it little"
+    costlier = [chunk_back(1_600, 0.08) for _ in range(4)]
+    assert costlier == sorted(costlier)
+    assert costlier[-1] > 0.9 * 0.08 / 1_600, "near the costlier items' 50 us"
     assert not clock.cheaper, "only a check against an assumed time stops chunks"
-    assert clock.next_index == 1_616
+    assert clock.next_index == start
