@@ -24,21 +24,22 @@ def increment(x: int) -> int:
     return x + 1
 
 
-@pytest.mark.parametrize(
-    "runner",
-    [lambda xs: list(map(increment, xs)), lambda xs: parallel_map(increment, xs)],
-    ids=["map", "parallel_map"],
-)
+def map_and_parallel_map(fn: Callable[[Any], Any]) -> pytest.MarkDecorator:
+    """The benchmark twice: with the builtin map and with parallel_map (as *runner*)."""
+    return pytest.mark.parametrize(
+        "runner",
+        [lambda items: list(map(fn, items)), lambda items: parallel_map(fn, items)],
+        ids=["map", "parallel_map"],
+    )
+
+
+@map_and_parallel_map(increment)
 def test_ten_trivial_items(benchmark: Benchmark, runner: Callable[[range], list[int]]) -> None:
     """range(10): parmap runs it in the caller; the gap to map is its fixed cost."""
     assert benchmark(runner, range(10)) == list(range(1, 11))
 
 
-@pytest.mark.parametrize(
-    "runner",
-    [lambda xs: list(map(increment, xs)), lambda xs: parallel_map(increment, xs)],
-    ids=["map", "parallel_map"],
-)
+@map_and_parallel_map(increment)
 def test_million_trivial_items(benchmark: Benchmark, runner: Callable[[range], list[int]]) -> None:
     """One million trivial items: parallel cannot pay, so parmap must match map."""
     result = benchmark(runner, range(1_000_000))
@@ -50,11 +51,7 @@ def add_one(row: Any) -> Any:
     return row + 1
 
 
-@pytest.mark.parametrize(
-    "runner",
-    [lambda rows: list(map(add_one, rows)), lambda rows: parallel_map(add_one, rows)],
-    ids=["map", "parallel_map"],
-)
+@map_and_parallel_map(add_one)
 def test_numpy_rows(benchmark: Benchmark, runner: Callable[[Any], list[Any]]) -> None:
     """2,000 rows of a numpy array, each a few microseconds: they stay in the caller,
     and pricing what sending a row would cost must not add a quarter to map's time."""

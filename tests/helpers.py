@@ -38,6 +38,25 @@ _state = threading.local()
 worker_state: dict[str, Any] = {}
 
 
+def options_with(**chosen: object) -> Any:
+    """The checked ``Options`` of a call that passes *chosen*, every other keyword left at
+    parallel_map's default."""
+    from parmap._options import make_options
+
+    defaults: dict[str, object] = {
+        "workers": None,
+        "chunksize": None,
+        "backend": "process",
+        "start_method": None,
+        "serial_fallback": True,
+        "timeout": None,
+        "progress": False,
+        "initializer": None,
+        "initargs": (),
+    }
+    return make_options(**{**defaults, **chosen})
+
+
 def square(x: int) -> int:
     return x * x
 

@@ -12,6 +12,7 @@ import parmap
 from parmap import parallel_map
 from parmap._options import IDLE_TIMEOUT_ENV
 
+from helpers import options_with
 from support import describe, run_python
 
 WORKERS = 4
@@ -298,24 +299,12 @@ def test_an_initializer_failing_after_shutdown_leaves_the_other_threads_their_ex
         threads.shutdown(wait=False)
 
 
-def _thread_start_seconds(workers: int, **options: object) -> float:
+def _thread_start_seconds(workers: int) -> float:
     """What the cost model counts for starting a call's threads (and its probe's budget)."""
     from parmap._call import Call
-    from parmap._options import make_options
 
-    settings: dict[str, object] = {
-        "workers": workers,
-        "chunksize": None,
-        "backend": "thread",
-        "start_method": None,
-        "serial_fallback": True,
-        "timeout": None,
-        "progress": False,
-        "initializer": None,
-        "initargs": (),
-    }
-    settings.update(options)
-    return Call(abs, iter(()), 0, make_options(**settings), lazy=False)._start_seconds()
+    options = options_with(workers=workers, backend="thread")
+    return Call(abs, iter(()), 0, options, lazy=False)._start_seconds()
 
 
 def test_threads_kept_running_cost_no_start() -> None:

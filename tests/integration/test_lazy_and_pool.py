@@ -30,6 +30,7 @@ from helpers import (
     busy_for,
     identity,
     nested_map,
+    options_with,
     pid_of,
     private_mb_after_collection,
     read_state,
@@ -915,20 +916,9 @@ def test_a_lazy_calls_buffer_grows_with_its_timed_chunks() -> None:
     as the timed chunks grow, so does the room for them (a buffer fixed at the first
     16-item chunks let one large chunk out at a time)."""
     from parmap._call import Call, Handover
-    from parmap._options import make_options
     from parmap._recheck import ChunkClock
 
-    options = make_options(
-        workers=2,
-        chunksize=None,
-        backend="process",
-        start_method=None,
-        serial_fallback=False,
-        timeout=None,
-        progress=False,
-        initializer=None,
-        initargs=(),
-    )
+    options = options_with(workers=2, serial_fallback=False)
     call = Call(square, iter(()), None, options, lazy=True)
     clock = ChunkClock(object())  # type: ignore[arg-type]  # no chunk goes out: never asked
     buffersize = call._buffer_limit(call._chunk_sizer(Handover(None, [], 0, None), clock), None)

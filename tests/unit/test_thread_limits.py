@@ -7,17 +7,8 @@ import os
 import pytest
 
 from parmap._native_threads import THREAD_VARIABLES, limit_native_threads, threads_per_worker
-from parmap._options import make_options
 
-DEFAULTS = {
-    "chunksize": None,
-    "start_method": None,
-    "serial_fallback": True,
-    "timeout": None,
-    "progress": False,
-    "initializer": None,
-    "initargs": (),
-}
+from helpers import options_with
 
 
 @pytest.fixture
@@ -67,7 +58,7 @@ def test_only_worker_processes_are_limited(
     monkeypatch: pytest.MonkeyPatch, backend: str, flag: bool, expected: int | None
 ) -> None:
     monkeypatch.setenv("PYTHON_CPU_COUNT", "8")
-    options = make_options(workers=4, backend=backend, limit_native_threads=flag, **DEFAULTS)
+    options = options_with(workers=4, backend=backend, limit_native_threads=flag)
     assert options.native_threads == expected
 
 
@@ -78,7 +69,7 @@ def test_the_cpu_quota_is_not_read_for_an_explicit_worker_count(
     workers given, the CPU count is looked up only when worker processes start."""
     looked_up = []
     monkeypatch.setattr("parmap._options.available_cpus", lambda: looked_up.append(1) or 8)
-    options = make_options(workers=4, backend="process", limit_native_threads=True, **DEFAULTS)
+    options = options_with(workers=4, backend="process", limit_native_threads=True)
     assert looked_up == []
     assert options.native_threads == 2
     assert looked_up == [1]
