@@ -154,8 +154,11 @@ def test_a_stream_gets_a_guided_share_of_what_was_read(item: float) -> None:
     assert sizes[-1] == floor
 
 
-def test_a_stream_of_unknown_cost_keeps_the_default_whatever_was_seen() -> None:
-    assert chunk_size(None, 4, None, seen=10_000) == DEFAULT_STREAM_CHUNKSIZE
+def test_a_stream_of_unknown_cost_grows_to_the_default() -> None:
+    """Of unknown cost (items handed to threads while the first waits), a stream's first
+    chunks hold one item for each worker's share, so every thread takes an item at once."""
+    sizes = [chunk_size(None, 32, None, seen=seen) for seen in (0, 1, 64, 65, 640, 10_000)]
+    assert sizes == [1, 1, 1, 2, 10, DEFAULT_STREAM_CHUNKSIZE]
 
 
 @given(remaining=st.integers(0, 20_000), workers=worker_counts, item=item_costs)
