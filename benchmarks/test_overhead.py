@@ -14,7 +14,7 @@ from typing import Any, Callable
 import pytest
 
 import parmap
-from parmap import parallel_map
+from parmap import parallel_imap, parallel_map
 from parmap._bench import cpu_bound
 
 Benchmark = Any  # pytest-benchmark's fixture
@@ -105,3 +105,20 @@ def test_successive_thread_calls(
         return parallel_map(wait_a_millisecond, items, 32, backend="thread")
 
     assert benchmark(run) == items
+
+
+@pytest.mark.parametrize("contender", ["ThreadPoolExecutor reused", "parallel_imap"])
+def test_a_stream_of_waits_on_threads(
+    benchmark: Benchmark, contender: str, reused_thread_pool: ThreadPoolExecutor
+) -> None:
+    """200 waits of 1 ms read from a generator, on 32 threads: a stream of unknown cost
+    starts at an item a chunk, so every thread gets one at once (in 16-item chunks, 13
+    threads did all of them)."""
+
+    def run() -> list[int]:
+        stream = (x for x in range(200))
+        if contender == "ThreadPoolExecutor reused":
+            return list(reused_thread_pool.map(wait_a_millisecond, stream))
+        return list(parallel_imap(wait_a_millisecond, stream, 32, backend="thread"))
+
+    assert benchmark(run) == list(range(200))
