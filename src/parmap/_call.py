@@ -148,8 +148,7 @@ _timed_code: weakref.WeakSet[Any] = weakref.WeakSet()
 
 def _timed_before(fn: Callable[[Any], Any]) -> bool:
     """Whether the caller has timed an item of fn's code before; remembers that it has."""
-    target = function_inside(fn)
-    code = getattr(target, "__code__", target)
+    code = _code_of(fn)
     try:
         if code in _timed_code:
             return True
@@ -157,6 +156,32 @@ def _timed_before(fn: Callable[[Any], Any]) -> bool:
     except TypeError:  # no weak references to it: as if known, the cheaper guess
         return True
     return False
+
+
+def _code_of(fn: Callable[[Any], Any]) -> Any:
+    target = function_inside(fn)
+    return getattr(target, "__code__", target)
+
+
+#: The code of every fn whose first item, on a thread, was last seen waiting (on I/O, a
+#: lock, or C code that releases the GIL): its next call hands every thread an item at
+#: once instead of first watching one (0.2-0.3 ms, a fifth of 8 waits of 1 ms).
+_waiting_code: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _seen_waiting(fn: Callable[[Any], Any]) -> bool:
+    try:
+        return _code_of(fn) in _waiting_code
+    except TypeError:  # no weak references to it: never remembered
+        return False
+
+
+def _remember_waiting(fn: Callable[[Any], Any], waiting: bool) -> None:
+    with contextlib.suppress(TypeError):
+        if waiting:
+            _waiting_code.add(_code_of(fn))
+        else:
+            _waiting_code.discard(_code_of(fn))
 
 
 class Handover(NamedTuple):
@@ -537,28 +562,33 @@ class Call:
 
         A thread starts in a fraction of a millisecond and shares the caller's memory, so
         this costs little, and a first item that waits on I/O then overlaps with the next
-        ones instead of delaying them. Returns a handover if it is still running, else how
-        many items ran.
+        ones instead of delaying them. Where fn's first item was seen waiting last time,
+        every thread gets an item at once, and the first is watched beside them. Returns
+        a handover if the first item is still running, else how many items ran.
         """
         from ._backends._executor import StartMark
 
-        batch = list(islice(self.items, 1))
+        count = self.options.workers if _seen_waiting(self.fn) else 1
+        batch = list(islice(self.items, min(count, self.options.buffersize or count)))
         if not batch:
             return None, 0
         session = self._thread_session()
         mark = StartMark(self.fn)
         try:
-            session.submit(Chunk(0, batch), mark)
-            finished = _wait_for_first_thread_item(session, mark)
+            session.submit(Chunk(0, batch[:1]), mark)
+            for index in range(1, len(batch)):
+                session.submit(Chunk(index, batch[index : index + 1]))
+            waiting = not _first_thread_item_done(mark)
+            _remember_waiting(self.fn, waiting)
+            if waiting:
+                debug("the first item is still running on a thread: going parallel")
+                return Handover(session, list(range(len(batch))), len(batch), None), len(batch)
+            results = self._collect(session, len(batch))
         except BaseException:
             session.cancel()
             raise
-        if not finished:
-            debug("the first item is still running on a thread: going parallel")
-            return Handover(session, [0], 1, None), 1
-        session.close()
-        yield finished[0][1]
-        return None, 1
+        yield results
+        return None, len(batch)
 
     def _probe_rounds(
         self, early: EarlyDispatch, done: int
@@ -761,11 +791,16 @@ class Call:
         """The results of the items handed out early, in order, once they are all back."""
         if early.session is None:  # the workers could not be reached: nothing went out
             return []
+        return self._collect(early.session, len(early.submitted))
+
+    def _collect(self, session: Session, chunks: int) -> list[Any]:
+        """The results of the *chunks* chunks the session runs, in order, once they are
+        all back; then the session is closed."""
         finished: dict[int, list[Any]] = {}
-        while len(finished) < len(early.submitted):
+        while len(finished) < chunks:
             timeout = self.deadline.left() if self.deadline is not None else None
-            finished.update(early.session.wait(timeout))
-        early.session.close()
+            finished.update(session.wait(timeout))
+        session.close()
         return [result for start in sorted(finished) for result in finished[start]]
 
     def _probe_can_stop(
@@ -986,20 +1021,17 @@ class Call:
         return max(0, self.options.workers - threads_ready(self._thread_settings()))
 
 
-def _wait_for_first_thread_item(
-    session: ExecutorSession, mark: StartMark
-) -> list[tuple[int, list[Any]]]:
-    """The first item's results, or [] once it is seen waiting or the wait runs out."""
+def _first_thread_item_done(mark: StartMark) -> bool:
+    """Whether the first item is done before it is seen waiting or the wait runs out."""
     ends = time.perf_counter() + FIRST_THREAD_ITEM_WAIT
     timeout = FIRST_THREAD_ITEM_WAITING
     while True:
-        finished = session.wait(timeout)
-        if finished:
-            return finished
+        if mark.done.wait(timeout):
+            return True
         now = time.perf_counter()
         # Seen waiting once it has run that long; until it starts, look again as often.
         since = now if mark.started is None else mark.started
         decide_at = min(ends, since + FIRST_THREAD_ITEM_WAITING)
         if now >= decide_at:
-            return session.wait(0)  # it may have finished while this thread took the GIL back
+            return mark.done.is_set()  # it may have ended while this thread took the GIL back
         timeout = decide_at - now

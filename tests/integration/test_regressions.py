@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import threading
+from typing import Callable
 
 import pytest
 
@@ -13,6 +15,7 @@ from parmap import SerializationError, parallel_imap, parallel_map
 
 from helpers import (
     START_METHODS,
+    CountingSource,
     busy_for,
     identity,
     logged_long_first_item,
@@ -142,6 +145,56 @@ def test_a_first_item_waiting_on_io_has_the_next_ones_start_beside_it(
         return True
 
     assert parallel_map(first_waits_for_the_second, range(4), 4, backend="thread") == [True] * 4
+
+
+def _run_step(step: Callable[[], object]) -> object:
+    return step()
+
+
+def test_threads_each_get_an_item_at_once_where_the_first_waited_last_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """fn's first item waited in its last call, so this call hands every thread an item
+    at once, instead of first watching one for up to 0.5 ms: here the watch is made to
+    last a minute, and the items can only finish together."""
+    waits = [functools.partial(threading.Event().wait, 0.005)] * 8  # I/O, the workload
+    assert parallel_map(_run_step, waits, 4, backend="thread") == [False] * 8
+    monkeypatch.setattr(parmap._call, "FIRST_THREAD_ITEM_WAIT", 60.0)
+    monkeypatch.setattr(parmap._call, "FIRST_THREAD_ITEM_WAITING", 60.0)
+    together = threading.Barrier(4, timeout=10)
+    arrivals = parallel_map(_run_step, [together.wait] * 4, 4, backend="thread")
+    assert sorted(arrivals) == [0, 1, 2, 3]  # each thread's place in the barrier
+
+
+def test_the_items_handed_to_every_thread_at_once_stay_within_the_buffer() -> None:
+    """parallel_imap's buffersize bounds what is read ahead of the consumer, the items
+    handed to every thread at once included."""
+    waits = [functools.partial(threading.Event().wait, 0.005)] * 8
+    parallel_map(_run_step, waits, 8, backend="thread")  # fn's first item waited
+    source = CountingSource()
+    steps = (functools.partial(_index_and_thread, i) for i in source)
+    results = parallel_imap(_run_step, steps, 8, backend="thread", buffersize=3)
+    assert next(results)[0] == 0
+    assert source.read <= 1 + 3
+    results.close()  # type: ignore[attr-defined]
+
+
+def test_a_first_item_that_no_longer_waits_runs_the_rest_in_the_caller() -> None:
+    """fn waited last time, so the threads each get an item at once; this time the first
+    is cheap, so those items are collected, the results stay in order, and the next
+    call watches one item first again."""
+    waits = [functools.partial(threading.Event().wait, 0.005)] * 8
+    parallel_map(_run_step, waits, 4, backend="thread")
+    assert parmap._call._seen_waiting(_run_step)
+    steps = [functools.partial(_index_and_thread, i) for i in range(100)]
+    results = parallel_map(_run_step, steps, 4, backend="thread")
+    assert [i for i, _ in results] == list(range(100))
+    assert all(name.startswith("parmap-thread") for _, name in results[:4]), "handed out"
+    assert not parmap._call._seen_waiting(_run_step)
+
+
+def _index_and_thread(index: int) -> tuple[int, str]:
+    return index, threading.current_thread().name
 
 
 def _wait_then_name(x: int) -> str:

@@ -1,14 +1,14 @@
 """How long the caller waits for the first item on a thread before going parallel.
 
-The session and the clock are stand-ins: each wait moves the clock on by its timeout,
-and the item starts, finishes or waits when the test says, so the rule is checked
-without depending on how the machine schedules threads.
+The item's mark and the clock are stand-ins: each wait moves the clock on by its
+timeout, and the item starts, finishes or waits when the test says, so the rule is
+checked without depending on how the machine schedules threads.
 """
 
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import Any, Optional
+from typing import Optional
 
 import pytest
 
@@ -16,10 +16,8 @@ from parmap import _call
 from parmap._call import (
     FIRST_THREAD_ITEM_WAIT,
     FIRST_THREAD_ITEM_WAITING,
-    _wait_for_first_thread_item,
+    _first_thread_item_done,
 )
-
-RESULTS = [(0, ["first"])]
 
 
 class Clock:
@@ -54,18 +52,23 @@ class FirstItem:
             return None
         return self.starts_at
 
-    def wait(self, timeout: Optional[float]) -> list[tuple[int, list[Any]]]:
+    @property
+    def done(self) -> FirstItem:  # StartMark.done, an Event: wait() and is_set()
+        return self
+
+    def wait(self, timeout: Optional[float]) -> bool:
         assert timeout is not None
         assert timeout >= 0
         self.timeouts.append(timeout)
         done = self.done_at is not None and self.clock.now + timeout >= self.done_at
         if done and not self.seen_done_late:  # done during the wait: it wakes the caller
             self.clock.now = max(self.clock.now, self.done_at or 0.0)
-            return list(RESULTS)
+            return True
         self.clock.now += timeout
-        if done and timeout == 0:  # the caller's second look, once it holds the GIL
-            return list(RESULTS)
-        return []
+        return False
+
+    def is_set(self) -> bool:  # the caller's second look, once it holds the GIL
+        return self.done_at is not None and self.clock.now >= self.done_at
 
 
 @pytest.fixture
@@ -75,14 +78,14 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return clock
 
 
-def _wait(item: FirstItem) -> list[tuple[int, list[Any]]]:
-    return _wait_for_first_thread_item(item, item)  # type: ignore[arg-type]
+def _done(item: FirstItem) -> bool:
+    return _first_thread_item_done(item)  # type: ignore[arg-type]
 
 
 def test_an_item_seen_waiting_hands_out_the_rest_before_the_wait_runs_out(clock: Clock) -> None:
     """Started, unfinished, and the caller has the GIL: it waits off the GIL (I/O)."""
     item = FirstItem(clock, starts_at=0.0)
-    assert _wait(item) == []
+    assert not _done(item)
     assert clock.now == pytest.approx(FIRST_THREAD_ITEM_WAITING)
     assert clock.now < FIRST_THREAD_ITEM_WAIT
 
@@ -91,31 +94,31 @@ def test_an_item_that_started_late_is_watched_from_its_start(clock: Clock) -> No
     """A thread that took its time to start does not count as waiting for that time."""
     starts_at = 0.6 * FIRST_THREAD_ITEM_WAITING
     item = FirstItem(clock, starts_at=starts_at)
-    assert _wait(item) == []
+    assert not _done(item)
     assert clock.now == pytest.approx(starts_at + FIRST_THREAD_ITEM_WAITING)
 
 
 def test_an_item_that_has_not_started_gets_the_whole_wait(clock: Clock) -> None:
     """A thread that never got going is not mistaken for one waiting on I/O."""
     item = FirstItem(clock, starts_at=None)
-    assert _wait(item) == []
+    assert not _done(item)
     assert clock.now == pytest.approx(FIRST_THREAD_ITEM_WAIT)
 
 
 def test_an_item_that_finishes_in_time_is_the_answer(clock: Clock) -> None:
     item = FirstItem(clock, starts_at=0.0, done_at=0.5 * FIRST_THREAD_ITEM_WAITING)
-    assert _wait(item) == RESULTS
+    assert _done(item)
 
 
 def test_an_item_done_while_the_caller_took_the_gil_back_is_not_running(clock: Clock) -> None:
     """The wait timed out, but the item finished before the caller could look: a
     CPU-bound item that held the GIL. It is the answer, not a reason to go parallel."""
     item = FirstItem(clock, starts_at=0.0, done_at=FIRST_THREAD_ITEM_WAITING, seen_done_late=True)
-    assert _wait(item) == RESULTS
-    assert item.timeouts[-1] == 0, "it looked again without waiting"
+    assert _done(item)
+    assert item.timeouts == [FIRST_THREAD_ITEM_WAITING], "one wait, then a look, no more"
 
 
 def test_no_wait_goes_past_the_end_of_the_whole_wait(clock: Clock) -> None:
     item = FirstItem(clock, starts_at=FIRST_THREAD_ITEM_WAIT - 0.1 * FIRST_THREAD_ITEM_WAITING)
-    assert _wait(item) == []
+    assert not _done(item)
     assert clock.now == pytest.approx(FIRST_THREAD_ITEM_WAIT)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import queue
 import sys
+import threading
 import time
 from concurrent import futures
 from functools import partial
@@ -154,17 +155,22 @@ class ExecutorSession:
 
 
 class StartMark:
-    """*fn* that notes when it was first called, so the caller can tell an item that has
-    not started from one that started and is still running."""
+    """*fn* that notes when it was first called and when that call ended, so the caller
+    can tell an item that has not started from one that started and is still running,
+    without taking any chunk's results from the session."""
 
     def __init__(self, fn: Callable[[Any], Any]) -> None:
         self._fn = fn
         self.started: Optional[float] = None  # time.perf_counter() at the first call
+        self.done = threading.Event()  # set once the first call returned or raised
 
     def __call__(self, item: Any) -> Any:
         if self.started is None:
             self.started = time.perf_counter()
-        return self._fn(item)
+        try:
+            return self._fn(item)
+        finally:
+            self.done.set()
 
 
 def thread_session(
