@@ -11,7 +11,7 @@ naming what, why and how to fix it, before a worker waits for it.
 from __future__ import annotations
 
 import pickle
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from ._callables import importable_by_reference
 from ._errors import SerializationError
@@ -82,23 +82,21 @@ def check_sample_travels(items: Sequence[Any], results: Sequence[Any], start: in
     index *start* on, run in the caller to time fn), or its result, cannot be sent to or
     from a worker process, even by value: before workers run chunks whose results could
     never come back."""
-    for index, item in enumerate(items):
-        try:
-            dumps_portable(item)
-        except Exception as exc:
-            raise SerializationError(_unsendable_item_message(start + index, item, exc)) from exc
-    for index, result in enumerate(results):
-        try:
-            dumps_portable(result)
-        except Exception as exc:
-            msg = (
-                f"fn's results cannot come back from worker processes: the result for the "
-                f"item at index {start + index} (a {type(result).__name__}) cannot be "
-                f"pickled ({type(exc).__name__}: {exc}). That item ran in the calling "
-                f"process, which times fn's first items; the rest of this input would run "
-                f"in workers. Return picklable values from fn, {_THREAD_HINT}."
-            )
-            raise SerializationError(msg) from exc
+    bad_item = _unpicklable(items)
+    if bad_item is not None:
+        index, item, error = bad_item
+        raise SerializationError(_unsendable_item_message(start + index, item, error)) from error
+    bad_result = _unpicklable(results)
+    if bad_result is not None:
+        index, result, error = bad_result
+        msg = (
+            f"fn's results cannot come back from worker processes: the result for the "
+            f"item at index {start + index} (a {type(result).__name__}) cannot be "
+            f"pickled ({type(error).__name__}: {error}). That item ran in the calling "
+            f"process, which times fn's first items; the rest of this input would run "
+            f"in workers. Return picklable values from fn, {_THREAD_HINT}."
+        )
+        raise SerializationError(msg) from error
 
 
 def dumps_portable(value: object) -> bytes:
@@ -154,12 +152,20 @@ def unloadable_results_message(start: int, count: int, exc: Exception) -> str:
 
 
 def _first_unpicklable(values: Sequence[Any], fallback: Exception) -> tuple[int, object, Exception]:
+    """The first value that cannot be sent, or the first value with *fallback*, the error
+    of the message they were in, where each goes alone."""
+    bad = _unpicklable(values)
+    return bad if bad is not None else (0, values[0] if values else None, fallback)
+
+
+def _unpicklable(values: Sequence[Any]) -> Optional[tuple[int, object, Exception]]:
+    """(index, value, error) of the first of *values* that cannot be sent, even by value."""
     for index, value in enumerate(values):
         try:
             dumps_portable(value)
         except Exception as exc:
             return index, value, exc
-    return 0, values[0] if values else None, fallback
+    return None
 
 
 def dumps_exception(exc: BaseException) -> bytes | None:
