@@ -13,12 +13,12 @@ import threading
 import time
 from concurrent import futures
 from functools import partial
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional, Union
 
 from .._errors import RemoteTraceback, add_note, item_note
 from .._worker import Tally, run_chunk_task
 from . import PROGRESS_SECONDS, Chunk, Running
-from ._threads import ThreadSettings, acquire_threads, hand_back
+from ._threads import ThreadSettings, WorkerThreads, acquire_threads, hand_back
 
 
 class _Flight(NamedTuple):
@@ -28,6 +28,83 @@ class _Flight(NamedTuple):
     start: int
     size: int
     tally: Optional[Tally]
+
+
+class ChunkTask:
+    """A chunk for parmap's own threads (``WorkerThreads.run_soon``): the part of a
+    future that a session uses, without its condition and callbacks.
+
+    Whoever takes its claim first decides: the thread that runs it, or the caller that
+    cancels it before it starts. Once done, it puts itself into *finished*.
+    """
+
+    __slots__ = (
+        "_answer",
+        "_claim",
+        "_error",
+        "_finished",
+        "_items",
+        "_run",
+        "_start",
+        "_state",
+        "tally",
+    )
+
+    def __init__(
+        self,
+        run: Callable[[Any], Any],
+        start: int,
+        items: list[Any],
+        tally: Tally,
+        finished: queue.SimpleQueue[Any],
+    ) -> None:
+        self._run = run
+        self._start = start
+        self._items = items
+        self.tally = tally
+        self._finished = finished
+        self._claim = threading.Lock()
+        self._state = _QUEUED
+        self._answer: tuple[Any, ...] = ()
+        self._error: Optional[BaseException] = None
+
+    def run(self) -> None:
+        if not self._claim.acquire(blocking=False):
+            return  # cancelled while queued
+        self._state = _RUNNING
+        try:
+            self._answer = run_chunk_task(self._run, self._start, self._items, self.tally)
+        except BaseException as error:  # ChunkStopped: the call has ended
+            self._error = error
+        self._end()
+
+    def fail(self, error: BaseException) -> None:
+        if self._claim.acquire(blocking=False):
+            self._error = error
+            self._end()
+
+    def cancel(self) -> bool:
+        return self._claim.acquire(blocking=False)
+
+    def _end(self) -> None:
+        self._items = []  # not kept past the chunk: a session may hold its tasks a while
+        self._state = _DONE
+        self._finished.put(self)
+
+    def running(self) -> bool:
+        return self._state == _RUNNING
+
+    def done(self) -> bool:
+        return self._state == _DONE
+
+    def result(self) -> tuple[Any, ...]:
+        """What ``run_chunk_task`` returned; raises what stopped the chunk."""
+        if self._error is not None:
+            raise self._error
+        return self._answer
+
+
+_QUEUED, _RUNNING, _DONE = range(3)
 
 
 class ExecutorSession:
@@ -56,8 +133,11 @@ class ExecutorSession:
         # With progress on, threads count each chunk's items as they finish, so a bar
         # moves during a long chunk. A remote worker's count would never come back.
         self._counting = on_done is not None and not remote
-        self._in_flight: dict[futures.Future[Any], _Flight] = {}
-        self._done: queue.SimpleQueue[futures.Future[Any]] = queue.SimpleQueue()
+        # Chunks on parmap's own threads go as tasks, not futures (ChunkTask).
+        self._threads = executor if isinstance(executor, WorkerThreads) else None
+        self._in_flight: dict[Union[futures.Future[Any], ChunkTask], _Flight] = {}
+        self._done: queue.SimpleQueue[Union[futures.Future[Any], ChunkTask]]
+        self._done = queue.SimpleQueue()
         self._next_report = 0.0  # time.monotonic() when running chunks are reported next
 
     def has_capacity(self) -> bool:
@@ -66,6 +146,11 @@ class ExecutorSession:
     def submit(self, chunk: Chunk, fn: Optional[Callable[[Any], Any]] = None) -> None:
         """Run *chunk* with this session's fn, or with *fn* (the same fn, watched)."""
         run = self._fn if fn is None else fn
+        if self._threads is not None:
+            task = ChunkTask(run, chunk.start, chunk.items, Tally(), self._done)
+            self._in_flight[task] = _Flight(chunk.start, len(chunk.items), task.tally)
+            self._threads.run_soon(task)
+            return
         tally = None if self._remote else Tally()
         future = self._executor.submit(
             run_chunk_task, run, chunk.start, chunk.items, tally, **self._submit_keywords
