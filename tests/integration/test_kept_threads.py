@@ -319,3 +319,39 @@ def test_threads_kept_running_cost_no_start() -> None:
     assert _thread_start_seconds(WORKERS * 2) == THREAD_START_SECONDS, "other settings"
     parmap.shutdown()
     assert _thread_start_seconds(WORKERS) == THREAD_START_SECONDS
+
+
+def test_a_chunk_queued_when_its_call_ends_never_runs() -> None:
+    """A call that ends early (an error, a timeout, Ctrl-C) cancels its chunks: one that no
+    thread has taken yet is never run, even once a thread is free to take it, and one that
+    is running makes the threads count as busy (so they are not kept)."""
+    from parmap._backends import Chunk
+    from parmap._backends._executor import ExecutorSession
+    from parmap._backends._threads import ThreadSettings, WorkerThreads
+
+    began = threading.Event()
+    may_end = threading.Event()
+    ran: list[int] = []
+
+    def record(item: int) -> int:
+        ran.append(item)
+        if item == 0:
+            began.set()
+            assert may_end.wait(30)
+        return item
+
+    threads = WorkerThreads(ThreadSettings(1, None, (), None))
+    ended_busy: list[bool] = []
+    session = ExecutorSession(threads, record, 4, remote=False, finish=ended_busy.append)
+    try:
+        session.submit(Chunk(0, [0]))
+        session.submit(Chunk(1, [1]))
+        assert began.wait(30)
+        session.cancel()
+        may_end.set()
+        threads.shutdown(wait=True)  # the one thread takes the queued chunk, then exits
+    finally:
+        may_end.set()
+        threads.shutdown(wait=False)
+    assert ran == [0]
+    assert ended_busy == [True]
