@@ -539,7 +539,7 @@ class Call:
         done = 0
         if self.options.backend == "thread":
             handover, done = yield from self._first_item_on_a_thread()
-            if handover is not None:
+            if handover is not None or done == self.total:
                 return handover
         early = EarlyDispatch(self._open_early_session, self.items, self.options.workers - 1)
         handover = None
@@ -563,13 +563,16 @@ class Call:
         A thread starts in a fraction of a millisecond and shares the caller's memory, so
         this costs little, and a first item that waits on I/O then overlaps with the next
         ones instead of delaying them. Where fn's first item was seen waiting last time,
-        every thread gets an item at once, and the first is watched beside them. Returns
-        a handover if the first item is still running, else how many items ran.
+        every thread gets an item at once, and the first is watched beside them; where
+        that took the whole input, nothing is left to decide, and the items are collected
+        as they finish. Returns a handover if the first item is still running or waited,
+        else how many items ran.
         """
         from ._backends._executor import StartMark
 
         count = self.options.workers if _seen_waiting(self.fn) else 1
-        batch = list(islice(self.items, min(count, self.options.buffersize or count)))
+        limit = min(count, self.options.buffersize or count)
+        batch = list(islice(self.items, limit))
         if not batch:
             return None, 0
         session = self._thread_session()
@@ -578,16 +581,23 @@ class Call:
             session.submit(Chunk(0, batch[:1]), mark)
             for index in range(1, len(batch)):
                 session.submit(Chunk(index, batch[index : index + 1]))
-            waiting = not _first_thread_item_done(mark)
-            _remember_waiting(self.fn, waiting)
-            if waiting:
-                debug("the first item is still running on a thread: going parallel")
-                return Handover(session, list(range(len(batch))), len(batch), None), len(batch)
-            results = self._collect(session, len(batch))
+            whole_input_out = count > 1 and (len(batch) < limit or self.total == len(batch))
+            answered = not whole_input_out and _first_thread_item_answers(mark)
+            results = self._collect(session, len(batch)) if answered else None
         except BaseException:
             session.cancel()
             raise
-        yield results
+        if results is not None:
+            _remember_waiting(self.fn, False)
+            yield results
+            return None, len(batch)
+        handover = Handover(session, list(range(len(batch))), len(batch), None)
+        if not whole_input_out:
+            _remember_waiting(self.fn, True)
+            debug("the first item on a thread is still running, or waited: going parallel")
+            return handover, len(batch)
+        yield from self._parallel_phase(handover)
+        _remember_waiting(self.fn, mark.waited(FIRST_THREAD_ITEM_WAITING))
         return None, len(batch)
 
     def _probe_rounds(
@@ -1021,17 +1031,23 @@ class Call:
         return max(0, self.options.workers - threads_ready(self._thread_settings()))
 
 
-def _first_thread_item_done(mark: StartMark) -> bool:
-    """Whether the first item is done before it is seen waiting or the wait runs out."""
+def _first_thread_item_answers(mark: StartMark) -> bool:
+    """Whether the first item is done before it is seen waiting or the wait runs out,
+    and did not wait itself: then its result is an answer, not a reason to go parallel."""
     ends = time.perf_counter() + FIRST_THREAD_ITEM_WAIT
     timeout = FIRST_THREAD_ITEM_WAITING
     while True:
         if mark.done.wait(timeout):
-            return True
+            break
         now = time.perf_counter()
         # Seen waiting once it has run that long; until it starts, look again as often.
         since = now if mark.started is None else mark.started
         decide_at = min(ends, since + FIRST_THREAD_ITEM_WAITING)
         if now >= decide_at:
-            return mark.done.is_set()  # it may have ended while this thread took the GIL back
+            # It may have ended while this thread took the GIL back.
+            if not mark.done.is_set():
+                return False
+            break
         timeout = decide_at - now
+    # Done, maybe only just: an item that waited 0.1 ms ends about when the caller looks.
+    return not mark.waited(FIRST_THREAD_ITEM_WAITING)
