@@ -466,15 +466,15 @@ class Call:
     def _chunk_clock(self, session: Session, handover: Handover) -> Optional[ChunkClock]:
         """A clock on the chunks, where automatic sizes need what it tells: checking an
         item time assumed from fn's last call (``CostCheck``), or learning one where
-        nothing measured it (``serial_fallback=False``; threads, once the first item was
-        seen waiting)."""
+        nothing measured it (``serial_fallback=False``, on any backend; threads, once the
+        first item was seen waiting)."""
         if self.options.chunksize is not None:
             return None
         if handover.assumed and handover.item_seconds:
             from ._recheck import CostCheck
 
             return CostCheck(session, handover.item_seconds, handover.next_index)
-        if handover.item_seconds is None and self.options.backend in ("process", "thread"):
+        if handover.item_seconds is None:
             from ._recheck import ChunkClock
 
             return ChunkClock(session, handover.next_index)
