@@ -6,6 +6,7 @@ Run: ``python -m pytest benchmarks --benchmark-only``; CI runs them once with
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -122,3 +123,27 @@ def test_a_stream_of_waits_on_threads(
         return list(parallel_imap(wait_a_millisecond, stream, 32, backend="thread"))
 
     assert benchmark(run) == list(range(200))
+
+
+def digest(data: bytes) -> bytes:
+    """SHA-256 releases the GIL over buffers this large: threads compute side by side."""
+    return hashlib.sha256(data).digest()
+
+
+@pytest.mark.parametrize("contender", ["map", "ThreadPoolExecutor reused", "parallel_map"])
+def test_hashing_on_threads(
+    benchmark: Benchmark, contender: str, reused_thread_pool: ThreadPoolExecutor
+) -> None:
+    """1,000 SHA-256 digests of 128 KB on threads: computing, as the probe sees it, but
+    off the GIL. Taken for pure Python, it stayed in the caller (about map's time, 1.4
+    times ThreadPoolExecutor's); two chunks side by side now show the overlap."""
+    buffers = [bytes([i % 256]) * 128 * 1024 for i in range(1_000)]
+
+    def run() -> list[bytes]:
+        if contender == "map":
+            return list(map(digest, buffers))
+        if contender == "ThreadPoolExecutor reused":
+            return list(reused_thread_pool.map(digest, buffers))
+        return parallel_map(digest, buffers, backend="thread")
+
+    assert benchmark(run) == [hashlib.sha256(data).digest() for data in buffers]

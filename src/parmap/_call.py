@@ -15,6 +15,7 @@ How a call runs (docs/design.md has the full picture):
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 import time
 import weakref
@@ -40,6 +41,7 @@ from ._chunking import (
     parallel_pays_off,
     parallel_seconds,
 )
+from ._cpu import available_cpus
 from ._early import MIN_ALARM_SECONDS, EarlyDispatch
 from ._log import debug
 from ._options import Options
@@ -109,6 +111,21 @@ ENDLESS = 10**12
 #: waited, or the caller lost its CPU meanwhile; a short second probe tells which.
 LOOK_AGAIN = "look again"
 BUSY_SHARE = 0.5
+#: The verdict on threads when the items computed in the probe and would pay off only if
+#: their computing overlapped (code that releases the GIL): try some side by side.
+SIDE_BY_SIDE = "side by side"
+#: A verdict for the rest of the input where none is left.
+FINISHED = "finished"
+#: Each thread's chunk in that trial runs about this long, so that the threads' wake-ups
+#: (0.1-0.2 ms) hardly count; items that hold the GIL take turns, and cost about what
+#: they would in the caller.
+SIDE_BY_SIDE_SECONDS = 0.01
+#: Items that ran side by side this many times faster than in turns release the GIL:
+#: remembered, so fn's next calls go to threads without a trial.
+OVERLAPPING = 1.25
+#: ... timed by the process's CPU clock, where it ticks at least this finely (Linux and
+#: macOS: 1 ns; Windows: 15.6 ms, too coarse for that).
+PROCESS_CLOCK_RESOLUTION = 0.000_1
 
 #: Seconds that warm workers would have saved the calls that ran in the caller because
 #: starting workers did not pay for any one of them (see _cold_start_pays_over_calls).
@@ -184,6 +201,24 @@ def _remember_waiting(fn: Callable[[Any], Any], waiting: bool) -> None:
             _waiting_code.discard(_code_of(fn))
 
 
+#: How far fn's items overlapped in time on threads, by code: the process's CPU time
+#: over the clock's while items ran side by side on as many threads as CPUs (1: they
+#: hold the GIL; up to the CPUs: hashing, compression, numpy, which release it).
+_overlap_by_code: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+
+
+def _overlap_seen(fn: Callable[[Any], Any]) -> Optional[float]:
+    try:
+        return _overlap_by_code.get(_code_of(fn))
+    except TypeError:  # no weak references to it: never remembered
+        return None
+
+
+def _remember_overlap(fn: Callable[[Any], Any], overlap: float) -> None:
+    with contextlib.suppress(TypeError):
+        _overlap_by_code[_code_of(fn)] = overlap
+
+
 class Handover(NamedTuple):
     """Where the serial phase leaves off when the rest goes to the backend."""
 
@@ -226,6 +261,7 @@ class Call:
         self._surroundings: Optional[Surroundings] = None
         self._release_pool: Callable[[ProcessPool], None] = lambda pool: None
         self._looked_again = False  # _look_again ran: a call takes one second look
+        self._tried_side_by_side = False  # _side_by_side ran: once a call
         # (sample, its length, seconds to send one item): a probe's price, shared by its
         # early look for a serial verdict and the verdict itself.
         self._priced: Optional[tuple[list[Any], int, Optional[float]]] = None
@@ -611,41 +647,14 @@ class Call:
             if verdict == LOOK_AGAIN:
                 found = self._look_again(early, done)
             else:
-                first_item: Callable[[], contextlib.AbstractContextManager[None]]
-                first_item = contextlib.nullcontext
-                if self.options.backend == "process" and done == 0 and self.total != 1:
-                    # What the timer's handler tells the workers, taken before fn runs.
-                    self._surroundings = current_surroundings()
-                    # A known fn keeps the timer's tick floor; a new one gets its budget.
-                    shortest = MIN_ALARM_SECONDS if _timed_before(self.fn) else 0.0
-                    first_item = partial(early.armed, budget, 1, shortest)
-                found = probe(
-                    self.fn,
-                    self.items,
-                    budget=budget,
-                    deadline=self.deadline,
-                    on_done=self._on_done(),
-                    first_item=first_item,
-                    stop=partial(self._probe_can_stop, early, done, start_seconds),
-                    start=done,
-                    limit=self._probe_limit(),
-                    first_batch=first_batch,
-                )
+                found = self._probe(early, done, budget, first_batch, start_seconds)
             if early.error is not None:
                 raise early.error
             if early.immediate:
                 return (yield from self._after_handing_out(early, found))
             found = early.not_counting_the_handler(found)
             if early.session is not None:
-                item_seconds = found.item_seconds()
-                # The next call with this fn hands out work at once instead of leaving
-                # a worker idle while the caller times an item again.
-                remaining = ENDLESS if self.total is None else self.total - early.next_index
-                costs = self._costs(self._send_seconds(found))
-                self._remember_if_clear(item_seconds, remaining, costs)
-                yield found.results
-                debug("handed out %d item(s) while the first ran", len(early.submitted))
-                return Handover(early.session, early.submitted, early.next_index, item_seconds)
+                return (yield from self._after_the_timer_handed_out(early, found))
             if found.exhausted:
                 debug(
                     "ran all %d item(s) in the caller (%.2f ms): the input ended first",
@@ -655,23 +664,79 @@ class Call:
                 self._count_missed_savings(found, done + len(found.results))
                 yield found.results
                 return None
-            verdict = self._verdict(found, done + len(found.results))
-            if verdict == "serial" and self._can_finish_in_one_go():
-                extend_serially_to_the_end(found.results, self.fn, self.items, done)  # as map
-                yield found.results
-                return None
-            yield found.results
-            done += len(found.results)
+            verdict, done = yield from self._act_on_the_verdict(found, done)
             if verdict == "parallel":
                 return Handover(None, [], done, found.item_seconds())
             if verdict == "serial":
                 yield from self._run_serially(done)
+                return None
+            if verdict == FINISHED:
                 return None
             if verdict != LOOK_AGAIN:
                 budget *= 2
                 # The items' cost is known by now: the next probe need not find it
                 # again from one item (11 batches a round of 1,024 cheap items).
                 first_batch = max(1, len(found.results) // 2)
+
+    def _probe(
+        self,
+        early: EarlyDispatch,
+        done: int,
+        budget: float,
+        first_batch: int,
+        start_seconds: float,
+    ) -> Probe:
+        """One probe round from item *done*: the first item of a call on worker processes
+        runs with the timer armed, which hands work out if the item is long."""
+        first_item: Callable[[], contextlib.AbstractContextManager[None]]
+        first_item = contextlib.nullcontext
+        if self.options.backend == "process" and done == 0 and self.total != 1:
+            # What the timer's handler tells the workers, taken before fn runs.
+            self._surroundings = current_surroundings()
+            # A known fn keeps the timer's tick floor; a new one gets its budget.
+            shortest = MIN_ALARM_SECONDS if _timed_before(self.fn) else 0.0
+            first_item = partial(early.armed, budget, 1, shortest)
+        return probe(
+            self.fn,
+            self.items,
+            budget=budget,
+            deadline=self.deadline,
+            on_done=self._on_done(),
+            first_item=first_item,
+            stop=partial(self._probe_can_stop, early, done, start_seconds),
+            start=done,
+            limit=self._probe_limit(),
+            first_batch=first_batch,
+        )
+
+    def _after_the_timer_handed_out(
+        self, early: EarlyDispatch, found: Probe
+    ) -> Generator[list[Any], None, Handover]:
+        """The first item ran long: the timer handed the next ones to workers meanwhile."""
+        item_seconds = found.item_seconds()
+        # The next call with this fn hands out work at once instead of leaving a worker
+        # idle while the caller times an item again.
+        remaining = ENDLESS if self.total is None else self.total - early.next_index
+        costs = self._costs(self._send_seconds(found))
+        self._remember_if_clear(item_seconds, remaining, costs)
+        yield found.results
+        debug("handed out %d item(s) while the first ran", len(early.submitted))
+        return Handover(early.session, early.submitted, early.next_index, item_seconds)
+
+    def _act_on_the_verdict(
+        self, found: Probe, done: int
+    ) -> Generator[list[Any], None, tuple[str, int]]:
+        """Hand over the probe's results, and the verdict on the rest (FINISHED where
+        nothing is left) with the index of the next item."""
+        verdict = self._verdict(found, done + len(found.results))
+        if verdict == SIDE_BY_SIDE:
+            return (yield from self._side_by_side(found, done))
+        if verdict == "serial" and self._can_finish_in_one_go():
+            extend_serially_to_the_end(found.results, self.fn, self.items, done)  # as map
+            yield found.results
+            return FINISHED, done + len(found.results)
+        yield found.results
+        return verdict, done + len(found.results)
 
     def _remember_if_clear(self, item_seconds: float, remaining: int, costs: Costs) -> None:
         """Remember fn's item time for its next call (which then hands out work at once,
@@ -863,6 +928,8 @@ class Call:
             verdict = LOOK_AGAIN if self._may_have_lost_the_cpu(found) else "parallel"
         elif self.total is None and pays_off(ENDLESS):
             verdict = "probe again"
+        elif self._overlap_would_pay(found, remaining, costs):
+            verdict = SIDE_BY_SIDE
         elif self._cold_start_pays_over_calls(found, remaining, costs):
             verdict = "parallel"
         else:
@@ -887,14 +954,22 @@ class Call:
         return verdict
 
     def _pays_off(
-        self, found: Probe, remaining: int, costs: Costs, *, item_scale: float = 1.0
+        self,
+        found: Probe,
+        remaining: int,
+        costs: Costs,
+        *,
+        item_scale: float = 1.0,
+        overlap: Optional[float] = None,
     ) -> bool:
         """Whether *remaining* items priced as *found* measured them (times
         *item_scale*) finish clearly sooner on the backend. Threads share the GIL: the
-        CPU time of an item does not overlap with another's."""
+        CPU time of an item does not overlap with another's, unless fn's items were seen
+        to (*overlap*, else as remembered), and then up to the CPUs at most."""
         gil_seconds = 0.0
         if self.backend_name == "thread":
-            gil_seconds = item_scale * found.cpu_seconds / len(found.results)
+            overlap = overlap or _overlap_seen(self.fn) or 1.0
+            gil_seconds = item_scale * found.cpu_seconds / len(found.results) / overlap
         return parallel_pays_off(
             item_scale * found.item_seconds(),
             remaining,
@@ -902,6 +977,58 @@ class Call:
             costs,
             gil_seconds=gil_seconds,
         )
+
+    def _overlap_would_pay(self, found: Probe, remaining: int, costs: Costs) -> bool:
+        """Whether threads would pay off had fn's items released the GIL, which nothing
+        has measured yet (and the process's CPU clock is fine enough to)."""
+        if self.backend_name != "thread" or self._tried_side_by_side:
+            return False
+        if _overlap_seen(self.fn) is not None:
+            return False
+        if time.get_clock_info("process_time").resolution > PROCESS_CLOCK_RESOLUTION:
+            return False  # Windows: 15.6 ms steps
+        overlap = float(self._side_by_side_threads())
+        return overlap > 1 and self._pays_off(found, remaining, costs, overlap=overlap)
+
+    def _side_by_side_threads(self) -> int:
+        """Threads whose items can compute at once, were the GIL no limit: one per CPU."""
+        return min(self.options.workers, available_cpus())
+
+    def _side_by_side(self, found: Probe, done: int) -> Generator[list[Any], None, tuple[str, int]]:
+        """The probe's results, then a chunk of the next items on each of as many threads
+        as CPUs, run side by side: the process's CPU time over the clock's meanwhile is
+        how far fn's items overlap (remembered for its next calls); then the verdict
+        again, and the index of the next item. Items that hold the GIL take turns, so
+        this costs about what running them in the caller would."""
+        yield found.results
+        done += len(found.results)
+        size = max(1, math.ceil(SIDE_BY_SIDE_SECONDS / max(found.item_seconds(), 1e-9)))
+        chunks: list[Chunk] = []
+        for _ in range(self._side_by_side_threads()):
+            batch = list(islice(self.items, size))
+            if batch:
+                chunks.append(Chunk(done + len(chunks) * size, batch))
+        self._tried_side_by_side = True
+        if not chunks:
+            return FINISHED, done
+        session = self._thread_session()
+        began, began_cpu = time.perf_counter(), time.process_time()
+        try:
+            for chunk in chunks:
+                session.submit(chunk)
+            results = self._collect(session, len(chunks))
+        except BaseException:
+            session.cancel()
+            raise
+        overlap = (time.process_time() - began_cpu) / (time.perf_counter() - began)
+        if overlap >= OVERLAPPING:
+            _remember_overlap(self.fn, min(overlap, len(chunks)))
+        debug("%d chunk(s) side by side on threads: overlap %.2f", len(chunks), overlap)
+        yield results
+        done += len(results)
+        if len(chunks[-1].items) < size:
+            return FINISHED, done
+        return self._verdict(found, done), done
 
     def _send_seconds(self, found: Probe) -> float:
         """Seconds to send one item and its result (0 for threads, which share memory),

@@ -1,0 +1,84 @@
+"""Threads and items that compute: serial unless their computing overlaps.
+
+Pure-Python items hold the GIL, so threads run them in turns, no faster than the caller;
+hashing, compression and numpy release it, and run side by side on as many CPUs. The
+probe cannot tell the two apart, so where threads would pay off only for the second kind,
+a call runs a chunk on each of two threads at once and reads the process's CPU clock
+against the wall clock meanwhile. Here that clock is a stand-in saying how far the items
+overlapped, so the rule is checked whatever else this machine runs.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import SimpleNamespace
+from typing import Iterator
+
+import pytest
+
+import parmap
+from parmap import _call, parallel_map
+
+
+def _compute_then_name(x: int) -> tuple[int, str]:
+    """About 0.2 ms of Python: CPU time, in the probe's eyes."""
+    total = 0
+    for i in range(4_000):
+        total += i * x
+    return x, threading.current_thread().name
+
+
+@pytest.fixture
+def overlap(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
+    """The process's CPU clock runs this many times as fast as the wall clock: so much
+    the items seem to overlap on threads. And the first item, on a thread, is taken for
+    the computing it is (on a busy machine the caller may find it still running after
+    0.1 ms, and send the rest to threads at once, as for a wait)."""
+    monkeypatch.setattr(_call, "_first_thread_item_answers", lambda mark: True)
+    factor = [1.0]
+    clock = SimpleNamespace(
+        perf_counter=time.perf_counter,
+        thread_time=time.thread_time,
+        get_clock_info=time.get_clock_info,
+        process_time=lambda: factor[0] * time.perf_counter(),
+    )
+    monkeypatch.setattr(_call, "time", clock)
+    yield factor
+    parmap.shutdown()
+
+
+def test_items_that_overlap_on_threads_go_to_threads(overlap: list[float]) -> None:
+    overlap[0] = 1.9
+    results = parallel_map(_compute_then_name, range(300), 2, backend="thread")
+    assert [x for x, _ in results] == list(range(300))
+    assert results[-1][1].startswith("parmap-thread"), "the rest went to threads"
+    assert _call._overlap_seen(_compute_then_name) == pytest.approx(1.9, rel=0.01)
+
+
+def test_items_that_take_turns_on_threads_stay_in_the_caller(overlap: list[float]) -> None:
+    """A trial that shows no overlap is not remembered: the next call tries again (the
+    items it runs on threads take about as long as in the caller)."""
+    overlap[0] = 1.0
+    for _ in range(2):
+        results = parallel_map(_compute_then_name, range(300), 2, backend="thread")
+        assert [x for x, _ in results] == list(range(300))
+        threads = {name for _, name in results}
+        assert results[-1][1] == threading.main_thread().name, "the rest ran in the caller"
+        assert any(name.startswith("parmap-thread") for name in threads), "the trial ran"
+        assert _call._overlap_seen(_compute_then_name) is None
+
+
+def test_a_remembered_overlap_sends_the_next_call_to_threads_without_a_trial(
+    overlap: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    overlap[0] = 1.9
+    parallel_map(_compute_then_name, range(300), 2, backend="thread")
+
+    def no_trial(*args: object) -> object:
+        raise AssertionError("a second trial")
+
+    monkeypatch.setattr(_call.Call, "_side_by_side", no_trial)
+    results = parallel_map(_compute_then_name, range(300), 2, backend="thread")
+    assert [x for x, _ in results] == list(range(300))
+    assert results[-1][1].startswith("parmap-thread")
