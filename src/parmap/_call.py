@@ -52,7 +52,7 @@ from ._platform import (
     inside_worker,
 )
 from ._progress import ProgressReporter, make_reporter
-from ._scheduler import Deadline, iter_chunks, run_chunks
+from ._scheduler import ChunkCutter, Deadline, run_chunks
 from ._serial import (
     SERIAL_BATCH,
     Probe,
@@ -489,7 +489,7 @@ class Call:
         )
         yield from run_chunks(
             session,
-            iter_chunks(self.items, done, remaining, next_size),
+            ChunkCutter(self.items, done, remaining, next_size, fit_room=self._fit_room()),
             ordered=options.ordered,
             buffersize=buffersize,
             deadline=self.deadline,
@@ -548,6 +548,13 @@ class Call:
         workers = self.options.workers
         # Sized as far into a stream as can be: its chunks once they are fully grown.
         return lambda: default_buffersize(workers, next_size(remaining, sys.maxsize))
+
+    def _fit_room(self) -> bool:
+        """Whether chunks are cut to the room left under the buffer: under a buffersize
+        the user gave, where the chunk sizes are automatic. A chunksize the user gave is
+        kept whole; the default buffer is two chunks a worker, and may be passed by less
+        than one (cutting it would only make more, smaller chunks)."""
+        return self.options.chunksize is None and self.options.buffersize is not None
 
     def _time_the_rest(self, done: int) -> Iterator[list[Any]]:
         """The items turned out far cheaper than fn's last call said: forget what it
@@ -928,7 +935,7 @@ class Call:
             verdict = LOOK_AGAIN if self._may_have_lost_the_cpu(found) else "parallel"
         elif self.total is None and pays_off(ENDLESS):
             verdict = "probe again"
-        elif self._overlap_would_pay(found, remaining, costs):
+        elif self._overlap_would_pay(found, ENDLESS if self.total is None else remaining, costs):
             verdict = SIDE_BY_SIDE
         elif self._cold_start_pays_over_calls(found, remaining, costs):
             verdict = "parallel"
@@ -983,6 +990,8 @@ class Call:
         has measured yet (and the process's CPU clock is fine enough to)."""
         if self.backend_name != "thread" or self._tried_side_by_side:
             return False
+        if (self._probe_limit() or 2) < 2:
+            return False  # a lazy consumer lets the call read one item ahead: not two
         if _overlap_seen(self.fn) is not None:
             return False
         if time.get_clock_info("process_time").resolution > PROCESS_CLOCK_RESOLUTION:
@@ -1002,9 +1011,13 @@ class Call:
         this costs about what running them in the caller would."""
         yield found.results
         done += len(found.results)
+        threads = self._side_by_side_threads()
         size = max(1, math.ceil(SIDE_BY_SIDE_SECONDS / max(found.item_seconds(), 1e-9)))
+        limit = self._probe_limit()  # what a lazy consumer lets the call read ahead
+        if limit is not None:
+            size = max(1, min(size, limit // threads))
         chunks: list[Chunk] = []
-        for _ in range(self._side_by_side_threads()):
+        for _ in range(threads):
             batch = list(islice(self.items, size))
             if batch:
                 chunks.append(Chunk(done + len(chunks) * size, batch))

@@ -20,28 +20,45 @@ from ._log import warning
 from ._stall import StallWatch, stall_message
 
 
-def iter_chunks(
-    items: Iterator[Any],
-    start: int,
-    remaining: Optional[int],
-    next_size: Callable[[Optional[int], int], int],
-) -> Iterator[Chunk]:
-    """Consecutive chunks of *items*; ``next_size(remaining, start)`` picks each size from
-    what is left (None: unknown) and the index of the chunk's first item."""
-    while True:
-        size = next_size(remaining, start)
-        batch = list(islice(items, size))
+class ChunkCutter:
+    """Cuts consecutive chunks off *items*, the first starting at index *start*;
+    ``next_size(remaining, start)`` picks each size from what is left (None: unknown) and
+    the index of the chunk's first item (0: no more chunks)."""
+
+    def __init__(
+        self,
+        items: Iterator[Any],
+        start: int,
+        remaining: Optional[int],
+        next_size: Callable[[Optional[int], int], int],
+        *,
+        fit_room: bool = True,
+    ) -> None:
+        self._items = items
+        self._start = start
+        self._remaining = remaining
+        self._next_size = next_size
+        self._fit_room = fit_room
+
+    def __call__(self, room: int) -> Optional[Chunk]:
+        """The next chunk, of at most *room* items (at least one) if it fits the room;
+        None once the input ends."""
+        size = self._next_size(self._remaining, self._start)
+        if self._fit_room:
+            size = min(size, max(1, room))
+        batch = list(islice(self._items, size))
         if not batch:
-            return
-        yield Chunk(start, batch)
-        start += len(batch)
-        if remaining is not None:
-            remaining -= len(batch)
+            return None
+        chunk = Chunk(self._start, batch)
+        self._start += len(batch)
+        if self._remaining is not None:
+            self._remaining -= len(batch)
+        return chunk
 
 
 def run_chunks(
     session: Session,
-    chunks: Iterator[Chunk],
+    cut: Callable[[int], Optional[Chunk]],
     *,
     ordered: bool,
     buffersize: Callable[[], int],
@@ -51,10 +68,11 @@ def run_chunks(
 ) -> Iterator[list[Any]]:
     """Yield each chunk's results, in input order when *ordered*; cancel on any exit.
 
-    ``buffersize()`` is the most items read and not yet yielded, as it stands (it may
-    grow as chunks do). *submitted* lists the starts of single-item chunks the session
-    already runs; *ready* is a chunk (start, results) the caller ran itself, which
-    follows them.
+    ``cut(room)`` reads the next chunk (None at the end of the input), of at most *room*
+    items where it fits the room. ``buffersize()`` is the most items read and not
+    yet yielded, as it stands (it may grow as chunks do). *submitted* lists the starts
+    of single-item chunks the session already runs; *ready* is a chunk (start, results)
+    the caller ran itself, which follows them.
     """
     in_flight: deque[int] = deque(submitted)  # chunk starts, in input order
     finished: dict[int, list[Any]] = {}
@@ -68,7 +86,7 @@ def run_chunks(
     try:
         while True:
             while not exhausted and held < buffersize() and session.has_capacity():
-                chunk = next(chunks, None)
+                chunk = cut(buffersize() - held)
                 if chunk is None:
                     exhausted = True
                 else:

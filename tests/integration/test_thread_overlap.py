@@ -10,6 +10,7 @@ overlapped, so the rule is checked whatever else this machine runs.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from types import SimpleNamespace
@@ -18,7 +19,9 @@ from typing import Iterator
 import pytest
 
 import parmap
-from parmap import _call, parallel_map
+from parmap import _call, parallel_imap, parallel_map
+
+from helpers import CountingSource
 
 
 def _compute_then_name(x: int) -> tuple[int, str]:
@@ -82,3 +85,21 @@ def test_a_remembered_overlap_sends_the_next_call_to_threads_without_a_trial(
     results = parallel_map(_compute_then_name, range(300), 2, backend="thread")
     assert [x for x, _ in results] == list(range(300))
     assert results[-1][1].startswith("parmap-thread")
+
+
+def test_the_trial_and_the_chunks_after_it_stay_within_the_buffer(
+    overlap: list[float],
+) -> None:
+    """parallel_imap reads at most buffersize items ahead of its consumer: the trial's
+    chunks (10 ms of these items would be 50 each), and the automatic chunks after it (16
+    items each, which read 16 past buffersize=8), are cut to the room left."""
+    overlap[0] = 1.9
+    source = CountingSource()
+    items = itertools.islice(source, 400)
+    results = parallel_imap(_compute_then_name, items, 2, backend="thread", buffersize=8)
+    most_ahead = 0
+    for consumed, (x, _) in enumerate(results, 1):
+        assert x == consumed - 1
+        most_ahead = max(most_ahead, source.read - consumed)
+    assert consumed == 400
+    assert most_ahead <= 8 + 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 import time
 from typing import Optional
 
@@ -10,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from parmap._backends import Chunk
 from parmap._chunking import (
     DEFAULT_STREAM_CHUNKSIZE,
     GUIDE_FACTOR,
@@ -21,7 +23,7 @@ from parmap._chunking import (
     default_buffersize,
     parallel_pays_off,
 )
-from parmap._scheduler import Deadline, iter_chunks
+from parmap._scheduler import ChunkCutter, Deadline
 
 remaining_counts = st.integers(min_value=1, max_value=10**7)
 worker_counts = st.integers(min_value=1, max_value=256)
@@ -182,16 +184,16 @@ def test_successive_chunks_partition_the_input(
     item=item_costs,
     start=st.integers(0, 1000),
 )
-def test_iter_chunks_covers_every_item_once_in_order(
+def test_chunks_cover_every_item_once_in_order(
     remaining: int, workers: int, item: Optional[float], start: int
 ) -> None:
-    """iter_chunks yields consecutive chunks whose starts index the items exactly."""
+    """A ChunkCutter cuts consecutive chunks whose starts index the items exactly."""
     items = list(range(start, start + remaining))
 
     def next_size(left: Optional[int], first: int) -> int:
         return chunk_size(left, workers, item, seen=first)
 
-    chunks = list(iter_chunks(iter(items), start, remaining, next_size))
+    chunks = every_chunk(ChunkCutter(iter(items), start, remaining, next_size))
     assert [x for chunk in chunks for x in chunk.items] == items
     for chunk in chunks:
         assert chunk.items[0] == chunk.start
@@ -199,9 +201,13 @@ def test_iter_chunks_covers_every_item_once_in_order(
     assert all(len(c.items) >= 1 for c in chunks)
 
 
-def test_iter_chunks_with_unknown_length_ends_with_the_input() -> None:
+def every_chunk(cut: ChunkCutter, room: int = sys.maxsize) -> list[Chunk]:
+    return list(iter(lambda: cut(room), None))
+
+
+def test_chunks_of_unknown_length_end_with_the_input() -> None:
     """With remaining=None, chunks follow next_size until the iterator runs dry."""
-    chunks = list(iter_chunks(iter(range(10)), 0, None, lambda remaining, start: 4))
+    chunks = every_chunk(ChunkCutter(iter(range(10)), 0, None, lambda remaining, start: 4))
     assert [(c.start, c.items) for c in chunks] == [
         (0, [0, 1, 2, 3]),
         (4, [4, 5, 6, 7]),
@@ -209,7 +215,19 @@ def test_iter_chunks_with_unknown_length_ends_with_the_input() -> None:
     ]
 
 
-def test_iter_chunks_passes_the_remaining_count() -> None:
+def test_chunks_fit_the_room_unless_their_size_is_fixed() -> None:
+    """Automatic sizes give way to the room a user's buffersize leaves (a chunk of 16
+    read with 8 items of room took parallel_imap 16 items past buffersize=8); the
+    user's chunksize is kept whole, passing the buffer by less than a chunk."""
+    automatic = ChunkCutter(iter(range(10)), 0, None, lambda remaining, start: 4)
+    assert [len(c.items) for c in every_chunk(automatic, room=3)] == [3, 3, 3, 1]
+    fixed = ChunkCutter(iter(range(10)), 0, None, lambda remaining, start: 4, fit_room=False)
+    assert [len(c.items) for c in every_chunk(fixed, room=3)] == [4, 4, 2]
+    no_room = ChunkCutter(iter(range(2)), 0, None, lambda remaining, start: 4)
+    assert [len(c.items) for c in every_chunk(no_room, room=0)] == [1, 1], "one at least"
+
+
+def test_chunks_see_the_remaining_count() -> None:
     """next_size sees what is left after each chunk (None when the length is unknown)."""
     seen: list[Optional[int]] = []
 
@@ -217,7 +235,7 @@ def test_iter_chunks_passes_the_remaining_count() -> None:
         seen.append(remaining)
         return 3
 
-    list(iter_chunks(iter(range(7)), 0, 7, next_size))
+    every_chunk(ChunkCutter(iter(range(7)), 0, 7, next_size))
     assert seen == [7, 4, 1, 0]
 
 
