@@ -120,6 +120,10 @@ FINISHED = "finished"
 #: (0.1-0.2 ms) hardly count; items that hold the GIL take turns, and cost about what
 #: they would in the caller.
 SIDE_BY_SIDE_SECONDS = 0.01
+#: ... for items of at least this long: shorter ones hand the GIL back and forth too
+#: often to gain (200 SHA-256 digests of 64 KB, 58 us each, took as long on 2 threads as
+#: in the caller), and a trial of trivial items costs a thread's slower loop over them.
+SIDE_BY_SIDE_ITEM_SECONDS = 0.000_05
 #: Items that ran side by side this many times faster than in turns release the GIL:
 #: remembered, so fn's next calls go to threads without a trial.
 OVERLAPPING = 1.25
@@ -992,6 +996,8 @@ class Call:
             return False
         if (self._probe_limit() or 2) < 2:
             return False  # a lazy consumer lets the call read one item ahead: not two
+        if found.item_seconds() < SIDE_BY_SIDE_ITEM_SECONDS:
+            return False
         if _overlap_seen(self.fn) is not None:
             return False
         if time.get_clock_info("process_time").resolution > PROCESS_CLOCK_RESOLUTION:
