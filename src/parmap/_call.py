@@ -1021,6 +1021,7 @@ class Call:
         size = max(1, math.ceil(SIDE_BY_SIDE_SECONDS / max(found.item_seconds(), 1e-9)))
         limit = self._probe_limit()  # what a lazy consumer lets the call read ahead
         if limit is not None:
+            threads = min(threads, limit)
             size = max(1, min(size, limit // threads))
         chunks: list[Chunk] = []
         for _ in range(threads):

@@ -117,3 +117,22 @@ def test_cheap_items_get_no_trial(overlap: list[float]) -> None:
     names = parallel_map(_name, range(50_000), 2, backend="thread")
     assert set(names[1:]) == {threading.main_thread().name}, "the first ran on a thread"
     assert _call._overlap_seen(_name) is None
+
+
+def test_the_trial_takes_no_more_threads_than_the_buffer_has_room_for(
+    overlap: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With 16 CPUs, the trial would run 16 chunks at once: under buffersize=4, it runs 4
+    chunks of one item."""
+    monkeypatch.setattr(_call, "available_cpus", lambda: 16)
+    overlap[0] = 1.9
+    source = CountingSource()
+    items = itertools.islice(source, 200)
+    results = parallel_imap(_compute_then_name, items, 16, backend="thread", buffersize=4)
+    most_ahead = 0
+    for consumed, (x, _) in enumerate(results, 1):
+        assert x == consumed - 1
+        most_ahead = max(most_ahead, source.read - consumed)
+    assert consumed == 200
+    assert most_ahead <= 4
+    assert _call._overlap_seen(_compute_then_name) is not None, "the trial ran"
