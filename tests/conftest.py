@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copyreg
 import os
-import weakref
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -38,15 +37,12 @@ def _standard_pickling() -> None:
 
 
 @pytest.fixture(autouse=True)
-def _fns_new_to_the_probe(monkeypatch: pytest.MonkeyPatch) -> None:
+def _fns_new_to_the_probe() -> None:
     """Every test's fns are new to the probe, as in a fresh program: whether the first
     item's timer keeps its tick floor, and whether work goes out at once on the item time
     of an earlier call (or, on threads, on its first item seen waiting, or its items seen
     overlapping), must not depend on which tests ran before."""
-    monkeypatch.setattr(parmap._call, "_timed_code", weakref.WeakSet())
-    monkeypatch.setattr(parmap._call, "_seconds_per_item", weakref.WeakKeyDictionary())
-    monkeypatch.setattr(parmap._call, "_waiting_code", weakref.WeakSet())
-    monkeypatch.setattr(parmap._call, "_overlap_by_code", weakref.WeakKeyDictionary())
+    parmap._fn_memory.forget_everything()
 
 
 @pytest.fixture(params=START_METHODS)

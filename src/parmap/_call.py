@@ -18,7 +18,6 @@ import contextlib
 import math
 import sys
 import time
-import weakref
 from functools import partial
 from itertools import islice
 from typing import (
@@ -32,8 +31,9 @@ from typing import (
     cast,
 )
 
+from . import _fn_memory as fn_memory
 from ._backends import Chunk, Session
-from ._callables import function_inside, pickled_by_name
+from ._callables import pickled_by_name
 from ._chunking import (
     Costs,
     chunk_size,
@@ -134,93 +134,6 @@ PROCESS_CLOCK_RESOLUTION = 0.000_1
 #: Seconds that warm workers would have saved the calls that ran in the caller because
 #: starting workers did not pay for any one of them (see _cold_start_pays_over_calls).
 _missed_savings = 0.0
-#: The time per item each fn took in its last probe, if that probe sent the rest to
-#: workers: a call with a warm pool hands out work at once when it says the call will
-#: go parallel (the probe still checks). Not kept for a fn whose last call stayed in
-#: the caller: its items were cheap next to sending them (a million trivial items),
-#: and handing two of them out would cost a round trip and a copy of the results.
-#: Kept per function inside fn (_callables.function_inside): a bound method, a partial
-#: and parallel_starmap's wrapper are new objects in each call, the function is not.
-_seconds_per_item: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
-
-
-def _remember_item_seconds(fn: Callable[[Any], Any], seconds: float) -> None:
-    with contextlib.suppress(TypeError):  # no weak references to it: not remembered
-        _seconds_per_item[function_inside(fn)] = seconds
-
-
-def _forget_item_seconds(fn: Callable[[Any], Any]) -> None:
-    with contextlib.suppress(TypeError):
-        _seconds_per_item.pop(function_inside(fn), None)
-
-
-def _item_seconds_seen(fn: Callable[[Any], Any]) -> Optional[float]:
-    try:
-        return _seconds_per_item.get(function_inside(fn))
-    except TypeError:
-        return None
-
-
-#: The code of every fn whose first item the caller has timed in this process. Keyed by
-#: code, not by fn, so that a bound method or partial, a new object at each call, and a
-#: lambda made in a loop count as known after their first call.
-_timed_code: weakref.WeakSet[Any] = weakref.WeakSet()
-
-
-def _timed_before(fn: Callable[[Any], Any]) -> bool:
-    """Whether the caller has timed an item of fn's code before; remembers that it has."""
-    code = _code_of(fn)
-    try:
-        if code in _timed_code:
-            return True
-        _timed_code.add(code)
-    except TypeError:  # no weak references to it: as if known, the cheaper guess
-        return True
-    return False
-
-
-def _code_of(fn: Callable[[Any], Any]) -> Any:
-    target = function_inside(fn)
-    return getattr(target, "__code__", target)
-
-
-#: The code of every fn whose first item, on a thread, was last seen waiting (on I/O, a
-#: lock, or C code that releases the GIL): its next call hands every thread an item at
-#: once instead of first watching one (0.2-0.3 ms, a fifth of 8 waits of 1 ms).
-_waiting_code: weakref.WeakSet[Any] = weakref.WeakSet()
-
-
-def _seen_waiting(fn: Callable[[Any], Any]) -> bool:
-    try:
-        return _code_of(fn) in _waiting_code
-    except TypeError:  # no weak references to it: never remembered
-        return False
-
-
-def _remember_waiting(fn: Callable[[Any], Any], waiting: bool) -> None:
-    with contextlib.suppress(TypeError):
-        if waiting:
-            _waiting_code.add(_code_of(fn))
-        else:
-            _waiting_code.discard(_code_of(fn))
-
-
-#: How far fn's items overlapped in time on threads, by code: the process's CPU time
-#: over the clock's while items ran side by side on as many threads as CPUs (1: they
-#: hold the GIL; up to the CPUs: hashing, compression, numpy, which release it).
-_overlap_by_code: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
-
-
-def _overlap_seen(fn: Callable[[Any], Any]) -> Optional[float]:
-    try:
-        return _overlap_by_code.get(_code_of(fn))
-    except TypeError:  # no weak references to it: never remembered
-        return None
-
-
-def _remember_overlap(fn: Callable[[Any], Any], overlap: float) -> None:
-    with contextlib.suppress(TypeError):
-        _overlap_by_code[_code_of(fn)] = overlap
 
 
 class Handover(NamedTuple):
@@ -563,7 +476,7 @@ class Call:
     def _time_the_rest(self, done: int) -> Iterator[list[Any]]:
         """The items turned out far cheaper than fn's last call said: forget what it
         said, and probe the rest in the caller, as for a new fn."""
-        _forget_item_seconds(self.fn)
+        fn_memory.forget_item_seconds(self.fn)
         if self.total is not None and done >= self.total:
             return
         debug("a chunk came back far sooner than fn's last item time says: probing again")
@@ -617,7 +530,7 @@ class Call:
         """
         from ._backends._executor import StartMark
 
-        count = self.options.workers if _seen_waiting(self.fn) else 1
+        count = self.options.workers if fn_memory.seen_waiting(self.fn) else 1
         limit = min(count, self.options.buffersize or count)
         batch = list(islice(self.items, limit))
         if not batch:
@@ -635,16 +548,16 @@ class Call:
             session.cancel()
             raise
         if results is not None:
-            _remember_waiting(self.fn, False)
+            fn_memory.remember_waiting(self.fn, False)
             yield results
             return None, len(batch)
         handover = Handover(session, list(range(len(batch))), len(batch), None)
         if not whole_input_out:
-            _remember_waiting(self.fn, True)
+            fn_memory.remember_waiting(self.fn, True)
             debug("the first item on a thread is still running, or waited: going parallel")
             return handover, len(batch)
         yield from self._parallel_phase(handover)
-        _remember_waiting(self.fn, mark.waited(FIRST_THREAD_ITEM_WAITING))
+        fn_memory.remember_waiting(self.fn, mark.waited(FIRST_THREAD_ITEM_WAITING))
         return None, len(batch)
 
     def _probe_rounds(
@@ -705,7 +618,7 @@ class Call:
             # What the timer's handler tells the workers, taken before fn runs.
             self._surroundings = current_surroundings()
             # A known fn keeps the timer's tick floor; a new one gets its budget.
-            shortest = MIN_ALARM_SECONDS if _timed_before(self.fn) else 0.0
+            shortest = MIN_ALARM_SECONDS if fn_memory.timed_before(self.fn) else 0.0
             first_item = partial(early.armed, budget, 1, shortest)
         return probe(
             self.fn,
@@ -761,9 +674,9 @@ class Call:
         """
         warm = costs._replace(start=WARM_START_SECONDS)
         if parallel_pays_off(item_seconds / 2, remaining, self.options.workers, warm):
-            _remember_item_seconds(self.fn, item_seconds)
+            fn_memory.remember_item_seconds(self.fn, item_seconds)
         else:
-            _forget_item_seconds(self.fn)
+            fn_memory.forget_item_seconds(self.fn)
 
     def _costs(self, per_item: float) -> Costs:
         """The cost model's constants for this call, with *per_item* to send an item."""
@@ -775,7 +688,7 @@ class Call:
         worth the warm pool (which is waiting); else None."""
         if self.options.backend != "process" or self.total is None or self.total < 2:
             return None
-        seen = _item_seconds_seen(self.fn)
+        seen = fn_memory.item_seconds(self.fn)
         if seen is None or not self._warm_pool_waits():
             return None
         return seen if self._clearly_parallel(self.total, seen, WARM_START_SECONDS) else None
@@ -811,7 +724,7 @@ class Call:
             answered = session.poll(ends - time.perf_counter())
             # Selectors round short timeouts up to a millisecond: the clock decides.
             if answered and time.perf_counter() < ends:
-                _forget_item_seconds(self.fn)
+                fn_memory.forget_item_seconds(self.fn)
                 return None
         debug(
             "handed out %d item(s) at once; still running after %.2f ms",
@@ -949,7 +862,7 @@ class Call:
             self._check_the_sample_travels(found, done - len(found.results))
             self._remember_if_clear(found.item_seconds(), remaining, costs)
         elif verdict == "serial":
-            _forget_item_seconds(self.fn)
+            fn_memory.forget_item_seconds(self.fn)
         debug(
             "probe: %d item(s) in %.2f ms (%.2f ms of CPU, %s wait(s); %.3g s each, "
             "%.3g s to send); %s left: %s",
@@ -979,7 +892,7 @@ class Call:
         to (*overlap*, else as remembered), and then up to the CPUs at most."""
         gil_seconds = 0.0
         if self.backend_name == "thread":
-            overlap = overlap or _overlap_seen(self.fn) or 1.0
+            overlap = overlap or fn_memory.overlap(self.fn) or 1.0
             gil_seconds = item_scale * found.cpu_seconds / len(found.results) / overlap
         return parallel_pays_off(
             item_scale * found.item_seconds(),
@@ -998,7 +911,7 @@ class Call:
             return False  # a lazy consumer lets the call read one item ahead: not two
         if found.item_seconds() < SIDE_BY_SIDE_ITEM_SECONDS:
             return False
-        if _overlap_seen(self.fn) is not None:
+        if fn_memory.overlap(self.fn) is not None:
             return False
         if time.get_clock_info("process_time").resolution > PROCESS_CLOCK_RESOLUTION:
             return False  # Windows: 15.6 ms steps
@@ -1042,7 +955,7 @@ class Call:
             raise
         overlap = (time.process_time() - began_cpu) / (time.perf_counter() - began)
         if overlap >= OVERLAPPING:
-            _remember_overlap(self.fn, min(overlap, len(chunks)))
+            fn_memory.remember_overlap(self.fn, min(overlap, len(chunks)))
         debug("%d chunk(s) side by side on threads: overlap %.2f", len(chunks), overlap)
         yield results
         done += len(results)

@@ -710,7 +710,7 @@ def test_cheap_items_taken_for_costly_ones_run_in_the_caller_after_all(
 
 
 def _item_seconds_remembered(fn: object) -> object:
-    return parmap._call._seconds_per_item.get(fn)
+    return parmap._fn_memory.item_seconds(fn)
 
 
 def _five_ms_then_pid(_: int) -> int:

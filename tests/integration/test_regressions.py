@@ -185,12 +185,12 @@ def test_a_first_item_that_no_longer_waits_runs_the_rest_in_the_caller() -> None
     call watches one item first again."""
     waits = [functools.partial(threading.Event().wait, 0.005)] * 8
     parallel_map(_run_step, waits, 4, backend="thread")
-    assert parmap._call._seen_waiting(_run_step)
+    assert parmap._fn_memory.seen_waiting(_run_step)
     steps = [functools.partial(_index_and_thread, i) for i in range(100)]
     results = parallel_map(_run_step, steps, 4, backend="thread")
     assert [i for i, _ in results] == list(range(100))
     assert all(name.startswith("parmap-thread") for _, name in results[:4]), "handed out"
-    assert not parmap._call._seen_waiting(_run_step)
+    assert not parmap._fn_memory.seen_waiting(_run_step)
 
 
 def test_an_input_that_all_goes_out_at_once_is_collected_unwatched(
@@ -202,19 +202,19 @@ def test_an_input_that_all_goes_out_at_once_is_collected_unwatched(
     item's own clocks whether fn still waits, for its next call."""
     waits = [functools.partial(threading.Event().wait, 0.005)] * 8
     parallel_map(_run_step, waits, 8, backend="thread")
-    assert parmap._call._seen_waiting(_run_step)
+    assert parmap._fn_memory.seen_waiting(_run_step)
 
     def no_watch(mark: object) -> bool:
         raise AssertionError("the first item was watched")
 
     monkeypatch.setattr(parmap._call, "_first_thread_item_answers", no_watch)
     assert parallel_map(_run_step, waits, 8, backend="thread") == [False] * 8
-    assert parmap._call._seen_waiting(_run_step), "it still waits"
+    assert parmap._fn_memory.seen_waiting(_run_step), "it still waits"
     steps = [functools.partial(_index_and_thread, i) for i in range(8)]
     results = parallel_map(_run_step, steps, 8, backend="thread")
     assert [i for i, _ in results] == list(range(8))
     assert all(name.startswith("parmap-thread") for _, name in results), "all went out"
-    assert not parmap._call._seen_waiting(_run_step), "it no longer waits"
+    assert not parmap._fn_memory.seen_waiting(_run_step), "it no longer waits"
 
 
 def _index_and_thread(index: int) -> tuple[int, str]:

@@ -19,7 +19,7 @@ from typing import Iterator
 import pytest
 
 import parmap
-from parmap import _call, parallel_imap, parallel_map
+from parmap import _call, _fn_memory, parallel_imap, parallel_map
 
 from helpers import CountingSource
 
@@ -56,7 +56,7 @@ def test_items_that_overlap_on_threads_go_to_threads(overlap: list[float]) -> No
     results = parallel_map(_compute_then_name, range(300), 2, backend="thread")
     assert [x for x, _ in results] == list(range(300))
     assert results[-1][1].startswith("parmap-thread"), "the rest went to threads"
-    assert _call._overlap_seen(_compute_then_name) == pytest.approx(1.9, rel=0.01)
+    assert _fn_memory.overlap(_compute_then_name) == pytest.approx(1.9, rel=0.01)
 
 
 def test_items_that_take_turns_on_threads_stay_in_the_caller(overlap: list[float]) -> None:
@@ -69,7 +69,7 @@ def test_items_that_take_turns_on_threads_stay_in_the_caller(overlap: list[float
         threads = {name for _, name in results}
         assert results[-1][1] == threading.main_thread().name, "the rest ran in the caller"
         assert any(name.startswith("parmap-thread") for name in threads), "the trial ran"
-        assert _call._overlap_seen(_compute_then_name) is None
+        assert _fn_memory.overlap(_compute_then_name) is None
 
 
 def test_a_remembered_overlap_sends_the_next_call_to_threads_without_a_trial(
@@ -116,7 +116,7 @@ def test_cheap_items_get_no_trial(overlap: list[float]) -> None:
     overlap[0] = 1.9
     names = parallel_map(_name, range(50_000), 2, backend="thread")
     assert set(names[1:]) == {threading.main_thread().name}, "the first ran on a thread"
-    assert _call._overlap_seen(_name) is None
+    assert _fn_memory.overlap(_name) is None
 
 
 def test_the_trial_takes_no_more_threads_than_the_buffer_has_room_for(
@@ -135,4 +135,4 @@ def test_the_trial_takes_no_more_threads_than_the_buffer_has_room_for(
         most_ahead = max(most_ahead, source.read - consumed)
     assert consumed == 200
     assert most_ahead <= 4
-    assert _call._overlap_seen(_compute_then_name) is not None, "the trial ran"
+    assert _fn_memory.overlap(_compute_then_name) is not None, "the trial ran"
