@@ -87,6 +87,22 @@ def test_a_remembered_overlap_sends_the_next_call_to_threads_without_a_trial(
     assert results[-1][1].startswith("parmap-thread")
 
 
+def most_read_ahead(count: int, *, workers: int, buffersize: int) -> int:
+    """The most items parallel_imap read ahead of its loop over *count* of them (each
+    result checked on the way)."""
+    source = CountingSource()
+    items = itertools.islice(source, count)
+    results = parallel_imap(
+        _compute_then_name, items, workers, backend="thread", buffersize=buffersize
+    )
+    most_ahead = consumed = 0
+    for consumed, (x, _) in enumerate(results, 1):
+        assert x == consumed - 1
+        most_ahead = max(most_ahead, source.read - consumed)
+    assert consumed == count
+    return most_ahead
+
+
 def test_the_trial_and_the_chunks_after_it_stay_within_the_buffer(
     overlap: list[float],
 ) -> None:
@@ -94,15 +110,7 @@ def test_the_trial_and_the_chunks_after_it_stay_within_the_buffer(
     chunks (10 ms of these items would be 50 each), and the automatic chunks after it (16
     items each, which read 16 past buffersize=8), are cut to the room left."""
     overlap[0] = 1.9
-    source = CountingSource()
-    items = itertools.islice(source, 400)
-    results = parallel_imap(_compute_then_name, items, 2, backend="thread", buffersize=8)
-    most_ahead = 0
-    for consumed, (x, _) in enumerate(results, 1):
-        assert x == consumed - 1
-        most_ahead = max(most_ahead, source.read - consumed)
-    assert consumed == 400
-    assert most_ahead <= 8 + 1
+    assert most_read_ahead(400, workers=2, buffersize=8) <= 8
 
 
 def _name(x: int) -> str:
@@ -126,13 +134,5 @@ def test_the_trial_takes_no_more_threads_than_the_buffer_has_room_for(
     chunks of one item."""
     monkeypatch.setattr(_call, "available_cpus", lambda: 16)
     overlap[0] = 1.9
-    source = CountingSource()
-    items = itertools.islice(source, 200)
-    results = parallel_imap(_compute_then_name, items, 16, backend="thread", buffersize=4)
-    most_ahead = 0
-    for consumed, (x, _) in enumerate(results, 1):
-        assert x == consumed - 1
-        most_ahead = max(most_ahead, source.read - consumed)
-    assert consumed == 200
-    assert most_ahead <= 4
+    assert most_read_ahead(200, workers=16, buffersize=4) <= 4
     assert _fn_memory.overlap(_compute_then_name) is not None, "the trial ran"
