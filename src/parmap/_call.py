@@ -35,6 +35,8 @@ from . import _fn_memory as fn_memory
 from ._backends import Chunk, Session
 from ._callables import pickled_by_name
 from ._chunking import (
+    MIN_CHUNK_SECONDS,
+    WAITING_CHUNK_SECONDS,
     Costs,
     chunk_size,
     default_buffersize,
@@ -146,6 +148,7 @@ class Handover(NamedTuple):
     ready: Optional[tuple[int, list[Any]]] = None  # (start, results) run in the caller
     # after the submitted chunks: they are yielded in their place
     assumed: bool = False  # item_seconds is an earlier call's: checked as chunks return
+    waits: bool = False  # the first item waited (on a thread): chunks can be short
 
 
 class Call:
@@ -441,12 +444,13 @@ class Call:
             fixed = self.options.chunksize
             return lambda remaining, start: fixed
         workers = self.options.workers
+        least = WAITING_CHUNK_SECONDS if handover.waits else MIN_CHUNK_SECONDS
 
         def sized(remaining: Optional[int], start: int) -> int:
             item_seconds = handover.item_seconds
             if item_seconds is None and clock is not None:
                 item_seconds = clock.item_seconds
-            return chunk_size(remaining, workers, item_seconds, seen=start)
+            return chunk_size(remaining, workers, item_seconds, seen=start, least_seconds=least)
 
         return sized if clock is None else clock.sizes(sized)
 
@@ -551,7 +555,7 @@ class Call:
             fn_memory.remember_waiting(self.fn, False)
             yield results
             return None, len(batch)
-        handover = Handover(session, list(range(len(batch))), len(batch), None)
+        handover = Handover(session, list(range(len(batch))), len(batch), None, waits=True)
         if not whole_input_out:
             fn_memory.remember_waiting(self.fn, True)
             debug("the first item on a thread is still running, or waited: going parallel")

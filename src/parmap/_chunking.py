@@ -23,6 +23,9 @@ GUIDE_FACTOR = 4
 STREAM_GUIDE_FACTOR = 2
 #: A chunk should run at least this long, so a ~0.1 ms round trip stays below ~1 %.
 MIN_CHUNK_SECONDS = 0.01
+#: ... except items that wait, on threads: there the CPUs are idle, the round trip
+#: (0.05 ms) costs them little, and what counts is that the waits overlap.
+WAITING_CHUNK_SECONDS = 0.001
 #: ... and at most this long, so results stream back and the tail stays short.
 MAX_CHUNK_SECONDS = 0.5
 #: Chunk size when nothing is known about the input length or the item cost.
@@ -44,9 +47,12 @@ def chunk_size(
     workers: int,
     item_seconds: Optional[float],
     seen: Optional[int] = None,
+    *,
+    least_seconds: float = MIN_CHUNK_SECONDS,
 ) -> int:
     """Items in the next chunk, given what is left and what one item costs; *seen* items
-    of the input were read before this chunk (None: as if very many).
+    of the input were read before this chunk (None: as if very many); a chunk runs at
+    least *least_seconds* where the items allow.
 
     >>> chunk_size(1000, 2, None)
     125
@@ -63,7 +69,7 @@ def chunk_size(
     """
     floor, ceiling = 1, None
     if item_seconds is not None and item_seconds > 0:
-        floor = max(1, math.ceil(MIN_CHUNK_SECONDS / item_seconds))
+        floor = max(1, math.ceil(least_seconds / item_seconds))
         ceiling = max(1, int(MAX_CHUNK_SECONDS / item_seconds))
     if remaining is None:
         size = floor if item_seconds else DEFAULT_STREAM_CHUNKSIZE

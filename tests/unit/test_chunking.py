@@ -18,6 +18,7 @@ from parmap._chunking import (
     MAX_CHUNK_SECONDS,
     MIN_CHUNK_SECONDS,
     PAYOFF_MARGIN,
+    WAITING_CHUNK_SECONDS,
     Costs,
     chunk_size,
     default_buffersize,
@@ -199,6 +200,13 @@ def test_chunks_cover_every_item_once_in_order(
         assert chunk.items[0] == chunk.start
         assert chunk.items
     assert all(len(c.items) >= 1 for c in chunks)
+
+
+def test_items_that_wait_need_only_a_millisecond_a_chunk() -> None:
+    """On threads, items seen waiting go in chunks of 1 ms, not 10: the CPUs are idle."""
+    assert chunk_size(None, 32, 0.001, seen=200) == 10
+    assert chunk_size(None, 32, 0.001, seen=200, least_seconds=WAITING_CHUNK_SECONDS) == 1
+    assert chunk_size(None, 32, 0.000_1, seen=10**5, least_seconds=WAITING_CHUNK_SECONDS) == 10
 
 
 def every_chunk(cut: ChunkCutter, room: int = sys.maxsize) -> list[Chunk]:
