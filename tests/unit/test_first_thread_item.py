@@ -167,6 +167,7 @@ def test_a_latch_wakes_a_waiting_thread_once_set() -> None:
 
     latch = Latch()
     assert not latch.wait(0.001)
+    assert not latch.wait(-1.0), "as an Event: a timeout under 0 waits for nothing"
     woken: list[bool] = []
     waiter = threading.Thread(target=lambda: woken.append(latch.wait(30)))
     waiter.start()

@@ -296,7 +296,7 @@ class Latch:
         """Whether it is set, waiting up to *timeout* seconds for it."""
         if self._is_set:
             return True
-        if not self._lock.acquire(timeout=timeout):
+        if not self._lock.acquire(timeout=max(0.0, timeout)):  # an Event takes any timeout
             return self._is_set
         self._lock.release()  # for any other waiter
         return True
