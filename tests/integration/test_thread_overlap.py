@@ -3,9 +3,9 @@
 Pure-Python items hold the GIL, so threads run them in turns, no faster than the caller;
 hashing, compression and numpy release it, and run side by side on as many CPUs. The
 probe cannot tell the two apart, so where threads would pay off only for the second kind,
-a call runs a chunk on each of two threads at once and reads the process's CPU clock
-against the wall clock meanwhile. Here that clock is a stand-in saying how far the items
-overlapped, so the rule is checked whatever else this machine runs.
+a call runs a chunk on each of as many threads as CPUs at once and reads the process's CPU
+clock against the wall clock meanwhile. Here that clock is a stand-in saying how far the
+items overlapped, and the CPUs are two, so the rule is checked whatever machine runs it.
 """
 
 from __future__ import annotations
@@ -23,11 +23,14 @@ from parmap import _call, _fn_memory, parallel_imap, parallel_map
 
 from helpers import CountingSource
 
+#: The least item time that gets a trial, as parmap sets it.
+TRIAL_FLOOR = _call.SIDE_BY_SIDE_ITEM_SECONDS
+
 
 def _compute_then_name(x: int) -> tuple[int, str]:
-    """About 0.2 ms of Python: CPU time, in the probe's eyes."""
+    """About 0.2-0.4 ms of Python: CPU time, in the probe's eyes."""
     total = 0
-    for i in range(4_000):
+    for i in range(8_000):
         total += i * x
     return x, threading.current_thread().name
 
@@ -39,6 +42,9 @@ def overlap(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
     the computing it is (on a busy machine the caller may find it still running after
     0.1 ms, and send the rest to threads at once, as for a wait)."""
     monkeypatch.setattr(_call, "_first_thread_item_answers", lambda mark: True)
+    monkeypatch.setattr(_call, "available_cpus", lambda: 2)
+    # Items of any cost get a trial, so that a fast machine's items are not too cheap.
+    monkeypatch.setattr(_call, "SIDE_BY_SIDE_ITEM_SECONDS", 1e-6)
     factor = [1.0]
     clock = SimpleNamespace(
         perf_counter=time.perf_counter,
@@ -117,10 +123,11 @@ def _name(x: int) -> str:
     return threading.current_thread().name
 
 
-def test_cheap_items_get_no_trial(overlap: list[float]) -> None:
+def test_cheap_items_get_no_trial(overlap: list[float], monkeypatch: pytest.MonkeyPatch) -> None:
     """Items under 50 us hand the GIL back and forth too often to gain on threads, and a
     thread's loop over trivial items is slower than map's: a million of them took 1.44
     times map's time with a trial, 0.99 times without."""
+    monkeypatch.setattr(_call, "SIDE_BY_SIDE_ITEM_SECONDS", TRIAL_FLOOR)
     overlap[0] = 1.9
     names = parallel_map(_name, range(50_000), 2, backend="thread")
     assert set(names[1:]) == {threading.main_thread().name}, "the first ran on a thread"
