@@ -85,8 +85,11 @@ def run_chunks(
     watch = StallWatch()
     try:
         while True:
-            while not exhausted and held < buffersize() and session.has_capacity():
-                chunk = cut(buffersize() - held)
+            while not exhausted and session.has_capacity():
+                room = buffersize() - held  # asked once a chunk: it follows the chunk sizes
+                if room <= 0:
+                    break
+                chunk = cut(room)
                 if chunk is None:
                     exhausted = True
                 else:
