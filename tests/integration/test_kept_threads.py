@@ -355,3 +355,43 @@ def test_a_chunk_queued_when_its_call_ends_never_runs() -> None:
         threads.shutdown(wait=False)
     assert ran == [0]
     assert ended_busy == [True]
+
+
+def test_a_started_thread_takes_its_task_while_the_next_thread_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Starting a thread waits for it to run; meanwhile the threads started before take
+    their tasks. When threads were started under the lock those threads fetch their tasks
+    with, a call on 32 threads handed its first items out in one burst, 3-4 ms late, and
+    200 waits of 10 ms took 77 ms where a ``ThreadPoolExecutor`` took 74."""
+    from parmap._backends._threads import ThreadSettings, WorkerThreads
+
+    second_start_began = threading.Event()
+    first_task_ran = threading.Event()
+    starting: list[threading.Thread] = []
+    start_thread = threading.Thread.start
+
+    def start(thread: threading.Thread) -> None:
+        starting.append(thread)
+        if len(starting) == 2:
+            second_start_began.set()
+            # Bounded, so the old code fails here instead of waiting for ever.
+            first_task_ran.wait(10)
+        start_thread(thread)
+
+    def set_up() -> None:
+        # The first thread fetches its task only once the second one is being started.
+        assert second_start_began.wait(30)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    threads = WorkerThreads(ThreadSettings(2, set_up, (), None))
+    try:
+        first = threads.submit(first_task_ran.set)
+        second = threads.submit(str, 2)
+        assert first_task_ran.is_set(), "the first thread waited for the second's start"
+        first.result(30)
+        assert second.result(30) == "2"
+    finally:
+        second_start_began.set()
+        first_task_ran.set()
+        threads.shutdown(wait=True)
