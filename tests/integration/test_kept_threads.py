@@ -395,3 +395,28 @@ def test_a_started_thread_takes_its_task_while_the_next_thread_starts(
         second_start_began.set()
         first_task_ran.set()
         threads.shutdown(wait=True)
+
+
+def test_a_thread_the_system_refuses_is_not_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the system cannot start another thread, the call gets the error, and the
+    refused thread is not counted among the threads: the next task starts one again
+    instead of waiting in the queue for a thread that never ran."""
+    from parmap._backends._threads import ThreadSettings, WorkerThreads
+
+    start_thread = threading.Thread.start
+    refusals = [RuntimeError("can't start new thread")]
+
+    def start(thread: threading.Thread) -> None:
+        if refusals:
+            raise refusals.pop()
+        start_thread(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    threads = WorkerThreads(ThreadSettings(1, None, (), None))
+    try:
+        with pytest.raises(RuntimeError, match="can't start new thread"):
+            threads.submit(str, 1)
+        assert threads.threads() == []
+        assert threads.submit(str, 2).result(30) == "2"
+    finally:
+        threads.shutdown(wait=True)
